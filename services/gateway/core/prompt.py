@@ -1,0 +1,45 @@
+"""Prompt assembly, ordered so the stable parts come first for KV-cache reuse.
+
+Order: persona system message (identical for every fan of a creator: its KV is shared), then the
+fan's earlier turns (identical from one turn to the next: reused across turns), then the new
+message with the retrieved snippets (changes every turn, so it goes last).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from services.gateway.core.types import Evidence, PastTurn
+
+_PERSONA = (
+    "You are the AI avatar of the creator '{creator}'. Answer the fan in the creator's voice, "
+    "briefly and warmly. Use only what the creator has said in the context snippets. If the "
+    "snippets do not cover the question, say you haven't shared that. Never promise gifts, "
+    "money, meetings or anything else, and never invent facts about the creator's life."
+)
+
+
+def persona_prefix(creator_id: str) -> str:
+    """The system message shared by all fans of one creator (stable text = cacheable KV)."""
+    return _PERSONA.format(creator=creator_id)
+
+
+def render_snippets(evidence: Sequence[Evidence]) -> str:
+    """Numbered snippets the reply may rely on."""
+    if not evidence:
+        return "Context: (nothing the creator has published matches this question)"
+    lines = ["Context from the creator's own posts:"]
+    for i, ev in enumerate(evidence, start=1):
+        lines.append(f"[{i}] {ev.text}")
+    return "\n".join(lines)
+
+
+def build_messages(
+    creator_id: str, history: Sequence[PastTurn], evidence: Sequence[Evidence], message: str
+) -> list[dict[str, str]]:
+    """Chat messages for the model's chat template."""
+    messages = [{"role": "system", "content": persona_prefix(creator_id)}]
+    for turn in history:
+        messages.append({"role": "user" if turn.role == "fan" else "assistant", "content": turn.text})
+    messages.append({"role": "user", "content": f"{render_snippets(evidence)}\n\nFan: {message}"})
+    return messages

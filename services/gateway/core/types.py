@@ -1,0 +1,133 @@
+"""Domain types of a fan turn, independent of gRPC."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+class Action(enum.Enum):
+    """What a policy decision tells the gateway to do."""
+
+    ALLOW = "allow"
+    REFUSE = "refuse"
+    REWRITE = "rewrite"
+    ABSTAIN = "abstain"
+    HOLD = "hold"
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One machine-readable reason of a decision."""
+
+    code: str
+    detail: str = ""
+    topic: str = ""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A policy decision as the gateway applies it."""
+
+    action: Action
+    reasons: tuple[Reason, ...] = ()
+    text: str = ""
+    controls_version: int = 0
+
+
+@dataclass(frozen=True)
+class InputVerdict:
+    """Policy's answer to a fan message: the decision and the disclosure due with the reply."""
+
+    decision: Decision
+    disclosure: str
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """A retrieved span of the creator's content, ready to cite."""
+
+    chunk_id: str
+    text: str
+    score: float
+    platform: int
+    external_id: str
+    url: str
+    created_at: datetime | None
+    kind: int
+    path: str
+    start_char: int
+    end_char: int
+
+
+@dataclass(frozen=True)
+class PastTurn:
+    """An earlier turn of the conversation."""
+
+    role: str  # "fan" or "avatar"
+    text: str
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class GenerationChunk:
+    """A piece of streamed generation; the last one carries the counts."""
+
+    text: str
+    finished: bool = False
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_prompt_tokens: int = 0
+
+
+class Outcome(enum.Enum):
+    """How a turn ended."""
+
+    ANSWERED = "answered"
+    REFUSED = "refused"
+    HELD = "held"
+    PAUSED = "paused"
+
+
+@dataclass(frozen=True)
+class TurnStart:
+    """First event of a reply."""
+
+    conversation_id: str
+    disclosure: str
+    test_model: bool
+
+
+@dataclass(frozen=True)
+class TurnDelta:
+    """Released reply text (a sentence that passed the output checks, or its replacement)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class TurnEnd:
+    """Last event of a reply."""
+
+    outcome: Outcome
+    text: str
+    citations: tuple[Evidence, ...] = ()
+    decisions: tuple[Decision, ...] = ()
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_prompt_tokens: int = 0
+
+
+TurnEvent = TurnStart | TurnDelta | TurnEnd
+
+
+@dataclass(frozen=True)
+class TurnRequest:
+    """A fan message addressed to a creator's avatar."""
+
+    creator_id: str
+    fan_id: str
+    conversation_id: str
+    message: str
+    history_turns: int = field(default=12)
