@@ -46,6 +46,8 @@ class _PlatformEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Platform.Val
     """YouTube captions or Takeout."""
     PLATFORM_TIKTOK: _Platform.ValueType  # 9
     """TikTok data export."""
+    PLATFORM_THREADS: _Platform.ValueType  # 10
+    """Threads (Meta) export."""
 
 class Platform(_Platform, metaclass=_PlatformEnumTypeWrapper):
     """Where a piece of creator content came from."""
@@ -70,6 +72,8 @@ PLATFORM_YOUTUBE: Platform.ValueType  # 8
 """YouTube captions or Takeout."""
 PLATFORM_TIKTOK: Platform.ValueType  # 9
 """TikTok data export."""
+PLATFORM_THREADS: Platform.ValueType  # 10
+"""Threads (Meta) export."""
 Global___Platform: _TypeAlias = Platform  # noqa: Y015
 
 class _ContentKind:

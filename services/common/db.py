@@ -30,7 +30,11 @@ async def open_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> Async
     Call :func:`apply_migrations` first: registering the vector type needs the extension.
     """
     pool = AsyncConnectionPool(
-        url, min_size=min_size, max_size=max_size, configure=_configure, open=False,
+        url,
+        min_size=min_size,
+        max_size=max_size,
+        configure=_configure,
+        open=False,
         kwargs={"autocommit": True},
     )
     await pool.open(wait=True, timeout=30)
@@ -78,7 +82,7 @@ async def apply_migrations(url: str, component: str, migrations_dir: Path) -> li
                 if version in done:
                     continue
                 async with conn.transaction():
-                    await conn.execute(path.read_text(encoding="utf-8"))  # type: ignore[arg-type]
+                    await conn.execute(path.read_text(encoding="utf-8"))  # type: ignore[arg-type, unused-ignore]
                     await conn.execute(
                         "INSERT INTO schema_migrations (component, version, name) VALUES (%s, %s, %s)",
                         (component, version, path.name),

@@ -113,7 +113,7 @@ async def _relay(context: grpc.aio.ServicerContext[Any, Any], exc: grpc.aio.AioR
     await context.abort(code, f"{exc.details() or code.name}")
 
 
-class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
+class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg, unused-ignore]
     """Turns domain exceptions raised by servicers into status codes.
 
     Args:
@@ -125,15 +125,17 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> Any:
         handler = await continuation(handler_call_details)
         if handler is None:
-            return handler
+            return None
         extra = self._extra
+        # The handler's behaviours are typed for sync servers in grpc-stubs; on grpc.aio they are
+        # coroutines (unary responses) or async generators (streamed responses).
         if handler.unary_unary or handler.stream_unary:
-            inner = handler.unary_unary or handler.stream_unary
+            inner: Any = handler.unary_unary or handler.stream_unary
 
             async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
                 try:
@@ -152,7 +154,7 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
             )
             return factory(unary, handler.request_deserializer, handler.response_serializer)
 
-        inner_stream = handler.unary_stream or handler.stream_stream
+        inner_stream: Any = handler.unary_stream or handler.stream_stream
 
         async def streaming(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
             try:
@@ -170,4 +172,4 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
             if handler.unary_stream
             else grpc.stream_stream_rpc_method_handler
         )
-        return factory_s(streaming, handler.request_deserializer, handler.response_serializer)
+        return factory_s(streaming, handler.request_deserializer, handler.response_serializer)  # type: ignore[arg-type]

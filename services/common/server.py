@@ -14,7 +14,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1.health import aio as health_aio  # type: ignore[attr-defined]
 from grpc_reflection.v1alpha import reflection
 
 from services.common.config import ServerConfig
@@ -54,7 +55,7 @@ class RunningServer:
     spec: ServiceSpec
     server: grpc.aio.Server
     port: int
-    health: health.aio.HealthServicer
+    health: health_aio.HealthServicer
 
     @property
     def target(self) -> str:
@@ -75,7 +76,7 @@ async def start_server(spec: ServiceSpec, host: str = "127.0.0.1", port: int = 0
     interceptors = [*server_interceptors(), ErrorMappingInterceptor(spec.error_map)]
     server = grpc.aio.server(interceptors=interceptors, options=SERVER_OPTIONS)
     spec.register(server)
-    health_servicer = health.aio.HealthServicer()
+    health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = [*spec.service_names, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name]
     reflection.enable_server_reflection([*names, reflection.SERVICE_NAME], server)
@@ -91,7 +92,9 @@ async def start_server(spec: ServiceSpec, host: str = "127.0.0.1", port: int = 0
 
 def configure_logging(level: str, name: str) -> None:
     """Plain, greppable log lines; ``avatar up`` prefixes them with the service name."""
-    logging.basicConfig(level=level.upper(), format=f"%(asctime)s %(levelname)s [{name}] %(name)s: %(message)s")
+    logging.basicConfig(
+        level=level.upper(), format=f"%(asctime)s %(levelname)s [{name}] %(name)s: %(message)s"
+    )
 
 
 async def run_until_signal(build: Callable[[], Awaitable[ServiceSpec]], config: ServerConfig) -> None:

@@ -43,5 +43,5 @@ async def test_failed_migration_rolls_back_and_is_retried(database_url: str, tmp
 
 def test_migration_names_are_validated(tmp_path: Path) -> None:
     (tmp_path / "1_bad.sql").write_text("")
-    with pytest.raises(ValueError, match="0001_name.sql"):
+    with pytest.raises(ValueError, match=r"0001_name\.sql"):
         list_migrations(tmp_path)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
+from services.common.telemetry import tracer
 from services.gateway.core.prompt import build_messages
 from services.gateway.core.sentences import SentenceBuffer
 from services.gateway.core.types import (
@@ -28,7 +29,6 @@ from services.gateway.core.types import (
     TurnRequest,
     TurnStart,
 )
-from services.common.telemetry import tracer
 
 _tracer = tracer(__name__)
 
@@ -52,10 +52,18 @@ class MemoryPort(Protocol):
         self, creator_id: str, query: str, embedding: Sequence[float], top_k: int, min_score: float
     ) -> list[Evidence]: ...
 
-    async def history(self, creator_id: str, fan_id: str, conversation_id: str, limit: int) -> list[PastTurn]: ...
+    async def history(
+        self, creator_id: str, fan_id: str, conversation_id: str, limit: int
+    ) -> list[PastTurn]: ...
 
     async def append_turn(
-        self, creator_id: str, fan_id: str, conversation_id: str, role: str, text: str, citations: Sequence[str]
+        self,
+        creator_id: str,
+        fan_id: str,
+        conversation_id: str,
+        role: str,
+        text: str,
+        citations: Sequence[str],
     ) -> None: ...
 
 
@@ -65,6 +73,8 @@ class InferencePort(Protocol):
     async def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
 
     def generate(self, messages: list[dict[str, str]], request_id: str) -> AsyncIterator[GenerationChunk]: ...
+
+    async def is_test_model(self) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -83,7 +93,6 @@ class TurnRunner:
         policy: Policy port.
         memory: Memory port.
         inference: Inference port.
-        test_model: True when the generator has random weights (surfaced to the fan app).
         settings: Retrieval knobs.
     """
 
@@ -93,13 +102,13 @@ class TurnRunner:
         memory: MemoryPort,
         inference: InferencePort,
         *,
-        test_model: bool,
         settings: TurnSettings | None = None,
     ) -> None:
         self._policy = policy
         self._memory = memory
         self._inference = inference
-        self._test_model = test_model
+        # Asked once, lazily: inference may still be loading when the gateway starts.
+        self._test_model: bool | None = None
         self._settings = settings or TurnSettings()
 
     async def run(self, req: TurnRequest) -> AsyncIterator[TurnEvent]:
@@ -107,13 +116,19 @@ class TurnRunner:
         conversation_id = req.conversation_id or uuid.uuid4().hex
         with _tracer.start_as_current_span("turn.history"):
             history = (
-                await self._memory.history(req.creator_id, req.fan_id, conversation_id, self._settings.history_turns)
+                await self._memory.history(
+                    req.creator_id, req.fan_id, conversation_id, self._settings.history_turns
+                )
                 if req.conversation_id
                 else []
             )
         minutes = _minutes_since(history)
         with _tracer.start_as_current_span("turn.policy_in"):
-            verdict = await self._policy.check_input(req.creator_id, req.fan_id, req.message, len(history), minutes)
+            verdict = await self._policy.check_input(
+                req.creator_id, req.fan_id, req.message, len(history), minutes
+            )
+        if self._test_model is None:
+            self._test_model = await self._inference.is_test_model()
         yield TurnStart(conversation_id, verdict.disclosure, self._test_model)
         decision = verdict.decision
         if decision.action in (Action.REFUSE, Action.HOLD):
@@ -140,7 +155,9 @@ class TurnRunner:
         buffer = SentenceBuffer()
         evidence_text = [ev.text for ev in evidence]
         with _tracer.start_as_current_span("turn.generate"):
-            async for chunk in self._inference.generate(messages, f"{req.creator_id}/{req.fan_id}/{conversation_id}"):
+            async for chunk in self._inference.generate(
+                messages, f"{req.creator_id}/{req.fan_id}/{conversation_id}"
+            ):
                 last = chunk
                 for sentence in buffer.push(chunk.text):
                     async for out in self._release(req, sentence, evidence_text, decisions):
@@ -181,7 +198,9 @@ class TurnRunner:
         self, req: TurnRequest, conversation_id: str, reply: str, citations: Sequence[str]
     ) -> None:
         with _tracer.start_as_current_span("turn.record"):
-            await self._memory.append_turn(req.creator_id, req.fan_id, conversation_id, "fan", req.message, ())
+            await self._memory.append_turn(
+                req.creator_id, req.fan_id, conversation_id, "fan", req.message, ()
+            )
             if reply:
                 await self._memory.append_turn(
                     req.creator_id, req.fan_id, conversation_id, "avatar", reply, citations

@@ -1,0 +1,151 @@
+"""ConversationService servicer: proto <-> the turn runner, nothing else."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+
+from avatar.v1 import conversation_service_pb2 as pb
+from avatar.v1 import conversation_service_pb2_grpc as pb_grpc
+from avatar.v1 import inference_service_pb2 as inf_pb
+from avatar.v1 import inference_service_pb2_grpc as inf_grpc
+from avatar.v1 import memory_service_pb2_grpc as mem_grpc
+from avatar.v1 import policy_service_pb2_grpc as pol_grpc
+from avatar.v1 import types_pb2
+from services.common.clients import open_channel
+from services.common.convert import ts_to_pb
+from services.common.errors import InvalidArgument
+from services.common.server import ServiceSpec
+from services.gateway.clients import ACTIONS_TO_PB, InferenceClient, MemoryClient, PolicyClient
+from services.gateway.config import GatewayConfig
+from services.gateway.core.turn import TurnRunner, TurnSettings
+from services.gateway.core.types import (
+    Decision,
+    Evidence,
+    Outcome,
+    TurnDelta,
+    TurnEnd,
+    TurnRequest,
+    TurnStart,
+)
+
+Ctx = grpc.aio.ServicerContext[Any, Any]
+_OUTCOMES = {
+    Outcome.ANSWERED: pb.REPLY_OUTCOME_ANSWERED,
+    Outcome.REFUSED: pb.REPLY_OUTCOME_REFUSED,
+    Outcome.HELD: pb.REPLY_OUTCOME_HELD,
+    Outcome.PAUSED: pb.REPLY_OUTCOME_PAUSED,
+}
+
+
+def citation_to_pb(ev: Evidence) -> types_pb2.Citation:
+    """Evidence as the citation the fan sees."""
+    return types_pb2.Citation(
+        chunk_id=ev.chunk_id,
+        source=types_pb2.SourceMeta(
+            platform=ev.platform,  # type: ignore[arg-type]
+            external_id=ev.external_id,
+            url=ev.url,
+            created_at=ts_to_pb(ev.created_at),
+            kind=ev.kind,  # type: ignore[arg-type]
+            path=ev.path,
+        ),
+        quote=ev.text,
+        start_char=ev.start_char,
+        end_char=ev.end_char,
+        score=ev.score,
+    )
+
+
+def decision_to_pb(d: Decision) -> types_pb2.PolicyDecision:
+    """A decision as reported at the end of a reply."""
+    return types_pb2.PolicyDecision(
+        action=ACTIONS_TO_PB[d.action],
+        reasons=[types_pb2.PolicyReason(code=r.code, detail=r.detail, topic=r.topic) for r in d.reasons],
+        text=d.text,
+        controls_version=d.controls_version,
+    )
+
+
+def end_to_pb(end: TurnEnd) -> pb.ReplyEnd:
+    """The end-of-reply event."""
+    return pb.ReplyEnd(
+        outcome=_OUTCOMES[end.outcome],
+        citations=[citation_to_pb(c) for c in end.citations],
+        decisions=[decision_to_pb(d) for d in end.decisions],
+        usage=types_pb2.Usage(
+            prompt_tokens=end.prompt_tokens,
+            completion_tokens=end.completion_tokens,
+            cached_prompt_tokens=end.cached_prompt_tokens,
+        ),
+        text=end.text,
+    )
+
+
+class ConversationServicer(pb_grpc.ConversationServiceServicer):
+    """Thin adapter over :class:`TurnRunner`."""
+
+    def __init__(self, runner: TurnRunner, memory: MemoryClient, max_message_chars: int) -> None:
+        self._runner = runner
+        self._memory = memory
+        self._max_chars = max_message_chars
+
+    async def Converse(self, request: pb.ConverseRequest, context: Ctx) -> AsyncIterator[pb.ConverseResponse]:
+        for name in ("creator_id", "fan_id", "message"):
+            if not getattr(request, name).strip():
+                raise InvalidArgument(f"{name} is required")
+        if len(request.message) > self._max_chars:
+            raise InvalidArgument(f"message is longer than {self._max_chars} characters")
+        turn = TurnRequest(request.creator_id, request.fan_id, request.conversation_id, request.message)
+        async for event in self._runner.run(turn):
+            if isinstance(event, TurnStart):
+                yield pb.ConverseResponse(
+                    start=pb.ReplyStart(
+                        conversation_id=event.conversation_id,
+                        disclosure=event.disclosure,
+                        test_model=event.test_model,
+                    )
+                )
+            elif isinstance(event, TurnDelta):
+                yield pb.ConverseResponse(delta=pb.ReplyDelta(text=event.text))
+            else:
+                yield pb.ConverseResponse(end=end_to_pb(event))
+
+    async def GetHistory(self, request: pb.GetHistoryRequest, context: Ctx) -> pb.GetHistoryResponse:
+        turns = await self._memory.history(
+            request.creator_id, request.fan_id, request.conversation_id, request.limit or 20
+        )
+        return pb.GetHistoryResponse(
+            turns=[
+                pb.HistoryTurn(conversation_id=request.conversation_id, role=t.role, text=t.text)
+                for t in turns
+            ]
+        )
+
+
+async def build(cfg: GatewayConfig) -> ServiceSpec:
+    """Open channels to the three downstream services and describe the gateway."""
+    channels = [open_channel(t) for t in (cfg.policy_target, cfg.memory_target, cfg.inference_target)]
+    policy = PolicyClient(pol_grpc.PolicyServiceStub(channels[0]))
+    memory = MemoryClient(mem_grpc.MemoryServiceStub(channels[1]))
+    sampling = inf_pb.SamplingParams(
+        max_tokens=cfg.max_tokens, temperature=cfg.temperature, top_p=0.95, repetition_penalty=1.1
+    )
+    inference = InferenceClient(inf_grpc.InferenceServiceStub(channels[2]), sampling)
+    runner = TurnRunner(
+        policy, memory, inference, settings=TurnSettings(top_k=cfg.top_k, min_score=cfg.min_score)
+    )
+    servicer = ConversationServicer(runner, memory, cfg.max_message_chars)
+
+    async def stop() -> None:
+        for channel in channels:
+            await channel.close(None)
+
+    return ServiceSpec(
+        name="gateway",
+        register=lambda server: pb_grpc.add_ConversationServiceServicer_to_server(servicer, server),
+        service_names=[pb.DESCRIPTOR.services_by_name["ConversationService"].full_name],
+        on_stop=stop,
+    )

@@ -1,0 +1,1 @@
+"""Pure policy core: creator controls, the checks that enforce them, and their store."""
