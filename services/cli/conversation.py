@@ -55,7 +55,8 @@ def converse(
         src = cite.source
         date = src.created_at.ToDatetime().date().isoformat() if src.HasField("created_at") else "undated"
         where = src.url or src.path
-        quote = cite.quote if len(cite.quote) <= 90 else cite.quote[:87] + "..."
+        flat = " ".join(cite.quote.split())
+        quote = flat if len(flat) <= 90 else flat[:87] + "..."
         out.write(
             f"  [{i}] {types_pb2.Platform.Name(src.platform).removeprefix('PLATFORM_').lower()} "
             f'{date} {where} (score {cite.score:.2f}): "{quote}"\n'

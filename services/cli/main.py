@@ -38,7 +38,7 @@ def _settings(args: argparse.Namespace, *, auto_ports: bool) -> StackSettings:
         database_url=config.database_url(),
         redis_url=config.redis_url(),
         ports=ports,
-        quiet=getattr(args, "quiet", False),
+        quiet=not getattr(args, "logs", True),
     )
 
 
@@ -118,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = with_dirs(
         sub.add_parser("demo", help="up + ingest the sample creator + a scripted fan conversation")
     )
-    demo.add_argument("--quiet", action="store_true", help="hide service logs")
+    demo.add_argument("--logs", action="store_true", help="show the services' logs (hidden by default)")
     demo.set_defaults(func=cmd_demo)
     ing = sub.add_parser("ingest", help="ingest a file or directory for a creator")
     ing.add_argument("path")

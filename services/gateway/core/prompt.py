@@ -7,6 +7,7 @@ message with the retrieved snippets (changes every turn, so it goes last).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from services.gateway.core.types import Evidence, PastTurn
@@ -17,6 +18,16 @@ _PERSONA = (
     "snippets do not cover the question, say you haven't shared that. Never promise gifts, "
     "money, meetings or anything else, and never invent facts about the creator's life."
 )
+
+
+# Chat templates mark turns with special tokens spelled like <|eot_id|>; tokenizers encode such
+# text in a message as the real token, so a fan could close their turn and open a fake system turn.
+_SPECIAL_TOKEN = re.compile(r"<\|[^|<>]{1,40}\|>|</?s>|\[/?INST\]")
+
+
+def neutralize(text: str) -> str:
+    """Remove special-token spellings from untrusted text (fan messages, history, snippets)."""
+    return _SPECIAL_TOKEN.sub(" ", text)
 
 
 def persona_prefix(creator_id: str) -> str:
@@ -40,6 +51,9 @@ def build_messages(
     """Chat messages for the model's chat template."""
     messages = [{"role": "system", "content": persona_prefix(creator_id)}]
     for turn in history:
-        messages.append({"role": "user" if turn.role == "fan" else "assistant", "content": turn.text})
-    messages.append({"role": "user", "content": f"{render_snippets(evidence)}\n\nFan: {message}"})
+        messages.append(
+            {"role": "user" if turn.role == "fan" else "assistant", "content": neutralize(turn.text)}
+        )
+    content = f"{render_snippets(evidence)}\n\nFan: {message}"
+    messages.append({"role": "user", "content": neutralize(content)})
     return messages

@@ -9,6 +9,17 @@ import re
 _BOUNDARY = re.compile(r"(?<=[.!?…])[\"'”’)\]]*\s+|\n+")
 
 
+# C0/C1 control characters other than tab and newline never belong in a reply (a model can emit
+# them as raw bytes); they would corrupt terminals and are rejected by the turn store.
+# U+FFFD marks bytes that did not decode: noise to a fan, so it goes too.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ufffd]")
+
+
+def printable(text: str) -> str:
+    """``text`` without control characters."""
+    return _CONTROL.sub("", text)
+
+
 class SentenceBuffer:
     """Accumulates streamed text and releases complete sentences.
 
@@ -24,7 +35,7 @@ class SentenceBuffer:
 
     def push(self, text: str) -> list[str]:
         """Add streamed text; return the sentences it completed (whitespace preserved)."""
-        self._buf += text
+        self._buf += printable(text)
         out: list[str] = []
         while True:
             match = _BOUNDARY.search(self._buf)
