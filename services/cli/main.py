@@ -15,6 +15,8 @@ from avatar.v1 import types_pb2
 from services.cli.conversation import chat_loop
 from services.cli.stack import SERVICES, Stack, StackSettings, free_port
 from services.common import config
+from services.loadtest.cli import add_arguments as add_load_arguments
+from services.loadtest.cli import run as run_load_command
 
 
 def ensure_models(model_dir: Path) -> None:
@@ -130,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--fan", default="fan-cli")
     chat.add_argument("--target", help="gateway host:port")
     chat.set_defaults(func=cmd_chat)
+    load = sub.add_parser("load", help="simulate concurrent fans against a gateway and report latencies")
+    add_load_arguments(load)
+    load.set_defaults(func=run_load_command)
     models = sub.add_parser("models", help="build the local models (tiny decoder + MiniLM embedder)")
     models.add_argument("--out", default=str(config.model_dir()))
     models.set_defaults(func=cmd_models)
