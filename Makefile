@@ -26,8 +26,8 @@ up: $(VENV)/.installed
 	$(VENV)/bin/avatar up
 
 lint: $(VENV)/.installed
-	$(VENV)/bin/ruff check services tests bench scripts
-	$(VENV)/bin/ruff format --check services tests bench scripts
+	$(VENV)/bin/ruff check services tests bench scripts eval
+	$(VENV)/bin/ruff format --check services tests bench scripts eval
 
 typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy

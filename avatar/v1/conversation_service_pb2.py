@@ -25,31 +25,39 @@ _sym_db = _symbol_database.Default()
 from avatar.v1 import types_pb2 as avatar_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$avatar/v1/conversation_service.proto\x12\tavatar.v1\x1a\x15\x61vatar/v1/types.proto\"_\n\x0f\x43onverseRequest\x12\x12\n\ncreator_id\x18\x01 \x01(\t\x12\x0e\n\x06\x66\x61n_id\x18\x02 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\"M\n\nReplyStart\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\x12\n\ndisclosure\x18\x02 \x01(\t\x12\x12\n\ntest_model\x18\x03 \x01(\x08\"\x1a\n\nReplyDelta\x12\x0c\n\x04text\x18\x01 \x01(\t\"\xb9\x01\n\x08ReplyEnd\x12(\n\x07outcome\x18\x01 \x01(\x0e\x32\x17.avatar.v1.ReplyOutcome\x12&\n\tcitations\x18\x02 \x03(\x0b\x32\x13.avatar.v1.Citation\x12,\n\tdecisions\x18\x03 \x03(\x0b\x32\x19.avatar.v1.PolicyDecision\x12\x1f\n\x05usage\x18\x04 \x01(\x0b\x32\x10.avatar.v1.Usage\x12\x0c\n\x04text\x18\x05 \x01(\t\"\x8f\x01\n\x10\x43onverseResponse\x12&\n\x05start\x18\x01 \x01(\x0b\x32\x15.avatar.v1.ReplyStartH\x00\x12&\n\x05\x64\x65lta\x18\x02 \x01(\x0b\x32\x15.avatar.v1.ReplyDeltaH\x00\x12\"\n\x03\x65nd\x18\x03 \x01(\x0b\x32\x13.avatar.v1.ReplyEndH\x00\x42\x07\n\x05\x65vent\"_\n\x11GetHistoryRequest\x12\x12\n\ncreator_id\x18\x01 \x01(\t\x12\x0e\n\x06\x66\x61n_id\x18\x02 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x03 \x01(\t\x12\r\n\x05limit\x18\x04 \x01(\x05\";\n\x12GetHistoryResponse\x12%\n\x05turns\x18\x01 \x03(\x0b\x32\x16.avatar.v1.HistoryTurn\"B\n\x0bHistoryTurn\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t*\x96\x01\n\x0cReplyOutcome\x12\x1d\n\x19REPLY_OUTCOME_UNSPECIFIED\x10\x00\x12\x1a\n\x16REPLY_OUTCOME_ANSWERED\x10\x01\x12\x19\n\x15REPLY_OUTCOME_REFUSED\x10\x02\x12\x16\n\x12REPLY_OUTCOME_HELD\x10\x03\x12\x18\n\x14REPLY_OUTCOME_PAUSED\x10\x04\x32\xa7\x01\n\x13\x43onversationService\x12\x45\n\x08\x43onverse\x12\x1a.avatar.v1.ConverseRequest\x1a\x1b.avatar.v1.ConverseResponse0\x01\x12I\n\nGetHistory\x12\x1c.avatar.v1.GetHistoryRequest\x1a\x1d.avatar.v1.GetHistoryResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$avatar/v1/conversation_service.proto\x12\tavatar.v1\x1a\x15\x61vatar/v1/types.proto\"\x9b\x01\n\x0f\x43onverseRequest\x12\x12\n\ncreator_id\x18\x01 \x01(\t\x12\x0e\n\x06\x66\x61n_id\x18\x02 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\x12\x14\n\x07\x66\x61n_age\x18\x05 \x01(\x05H\x00\x88\x01\x01\x12\x18\n\x10\x66\x61n_age_verified\x18\x06 \x01(\x08\x42\n\n\x08_fan_age\"M\n\nReplyStart\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\x12\n\ndisclosure\x18\x02 \x01(\t\x12\x12\n\ntest_model\x18\x03 \x01(\x08\"\x1a\n\nReplyDelta\x12\x0c\n\x04text\x18\x01 \x01(\t\"\xd3\x01\n\x08ReplyEnd\x12(\n\x07outcome\x18\x01 \x01(\x0e\x32\x17.avatar.v1.ReplyOutcome\x12&\n\tcitations\x18\x02 \x03(\x0b\x32\x13.avatar.v1.Citation\x12,\n\tdecisions\x18\x03 \x03(\x0b\x32\x19.avatar.v1.PolicyDecision\x12\x1f\n\x05usage\x18\x04 \x01(\x0b\x32\x10.avatar.v1.Usage\x12\x0c\n\x04text\x18\x05 \x01(\t\x12\x18\n\x10pending_reply_id\x18\x06 \x01(\t\"\x8f\x01\n\x10\x43onverseResponse\x12&\n\x05start\x18\x01 \x01(\x0b\x32\x15.avatar.v1.ReplyStartH\x00\x12&\n\x05\x64\x65lta\x18\x02 \x01(\x0b\x32\x15.avatar.v1.ReplyDeltaH\x00\x12\"\n\x03\x65nd\x18\x03 \x01(\x0b\x32\x13.avatar.v1.ReplyEndH\x00\x42\x07\n\x05\x65vent\"_\n\x11GetHistoryRequest\x12\x12\n\ncreator_id\x18\x01 \x01(\t\x12\x0e\n\x06\x66\x61n_id\x18\x02 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x03 \x01(\t\x12\r\n\x05limit\x18\x04 \x01(\x05\";\n\x12GetHistoryResponse\x12%\n\x05turns\x18\x01 \x03(\x0b\x32\x16.avatar.v1.HistoryTurn\"B\n\x0bHistoryTurn\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\"W\n\x18GetPendingRepliesRequest\x12\x12\n\ncreator_id\x18\x01 \x01(\t\x12\x0e\n\x06\x66\x61n_id\x18\x02 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x03 \x01(\t\"\x8b\x01\n\x0cPendingReply\x12\x10\n\x08reply_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x02 \x01(\t\x12-\n\x06status\x18\x03 \x01(\x0e\x32\x1d.avatar.v1.PendingReplyStatus\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x13\n\x0b\x66\x61n_message\x18\x05 \x01(\t\"E\n\x19GetPendingRepliesResponse\x12(\n\x07replies\x18\x01 \x03(\x0b\x32\x17.avatar.v1.PendingReply*\x96\x01\n\x0cReplyOutcome\x12\x1d\n\x19REPLY_OUTCOME_UNSPECIFIED\x10\x00\x12\x1a\n\x16REPLY_OUTCOME_ANSWERED\x10\x01\x12\x19\n\x15REPLY_OUTCOME_REFUSED\x10\x02\x12\x16\n\x12REPLY_OUTCOME_HELD\x10\x03\x12\x18\n\x14REPLY_OUTCOME_PAUSED\x10\x04*\xa2\x01\n\x12PendingReplyStatus\x12$\n PENDING_REPLY_STATUS_UNSPECIFIED\x10\x00\x12 \n\x1cPENDING_REPLY_STATUS_WAITING\x10\x01\x12!\n\x1dPENDING_REPLY_STATUS_APPROVED\x10\x02\x12!\n\x1dPENDING_REPLY_STATUS_REJECTED\x10\x03\x32\x87\x02\n\x13\x43onversationService\x12\x45\n\x08\x43onverse\x12\x1a.avatar.v1.ConverseRequest\x1a\x1b.avatar.v1.ConverseResponse0\x01\x12I\n\nGetHistory\x12\x1c.avatar.v1.GetHistoryRequest\x1a\x1d.avatar.v1.GetHistoryResponse\x12^\n\x11GetPendingReplies\x12#.avatar.v1.GetPendingRepliesRequest\x1a$.avatar.v1.GetPendingRepliesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'avatar.v1.conversation_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_REPLYOUTCOME']._serialized_start=839
-  _globals['_REPLYOUTCOME']._serialized_end=989
-  _globals['_CONVERSEREQUEST']._serialized_start=74
-  _globals['_CONVERSEREQUEST']._serialized_end=169
-  _globals['_REPLYSTART']._serialized_start=171
-  _globals['_REPLYSTART']._serialized_end=248
-  _globals['_REPLYDELTA']._serialized_start=250
-  _globals['_REPLYDELTA']._serialized_end=276
-  _globals['_REPLYEND']._serialized_start=279
-  _globals['_REPLYEND']._serialized_end=464
-  _globals['_CONVERSERESPONSE']._serialized_start=467
-  _globals['_CONVERSERESPONSE']._serialized_end=610
-  _globals['_GETHISTORYREQUEST']._serialized_start=612
-  _globals['_GETHISTORYREQUEST']._serialized_end=707
-  _globals['_GETHISTORYRESPONSE']._serialized_start=709
-  _globals['_GETHISTORYRESPONSE']._serialized_end=768
-  _globals['_HISTORYTURN']._serialized_start=770
-  _globals['_HISTORYTURN']._serialized_end=836
-  _globals['_CONVERSATIONSERVICE']._serialized_start=992
-  _globals['_CONVERSATIONSERVICE']._serialized_end=1159
+  _globals['_REPLYOUTCOME']._serialized_start=1228
+  _globals['_REPLYOUTCOME']._serialized_end=1378
+  _globals['_PENDINGREPLYSTATUS']._serialized_start=1381
+  _globals['_PENDINGREPLYSTATUS']._serialized_end=1543
+  _globals['_CONVERSEREQUEST']._serialized_start=75
+  _globals['_CONVERSEREQUEST']._serialized_end=230
+  _globals['_REPLYSTART']._serialized_start=232
+  _globals['_REPLYSTART']._serialized_end=309
+  _globals['_REPLYDELTA']._serialized_start=311
+  _globals['_REPLYDELTA']._serialized_end=337
+  _globals['_REPLYEND']._serialized_start=340
+  _globals['_REPLYEND']._serialized_end=551
+  _globals['_CONVERSERESPONSE']._serialized_start=554
+  _globals['_CONVERSERESPONSE']._serialized_end=697
+  _globals['_GETHISTORYREQUEST']._serialized_start=699
+  _globals['_GETHISTORYREQUEST']._serialized_end=794
+  _globals['_GETHISTORYRESPONSE']._serialized_start=796
+  _globals['_GETHISTORYRESPONSE']._serialized_end=855
+  _globals['_HISTORYTURN']._serialized_start=857
+  _globals['_HISTORYTURN']._serialized_end=923
+  _globals['_GETPENDINGREPLIESREQUEST']._serialized_start=925
+  _globals['_GETPENDINGREPLIESREQUEST']._serialized_end=1012
+  _globals['_PENDINGREPLY']._serialized_start=1015
+  _globals['_PENDINGREPLY']._serialized_end=1154
+  _globals['_GETPENDINGREPLIESRESPONSE']._serialized_start=1156
+  _globals['_GETPENDINGREPLIESRESPONSE']._serialized_end=1225
+  _globals['_CONVERSATIONSERVICE']._serialized_start=1546
+  _globals['_CONVERSATIONSERVICE']._serialized_end=1809
 # @@protoc_insertion_point(module_scope)

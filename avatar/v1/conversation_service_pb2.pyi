@@ -52,6 +52,34 @@ REPLY_OUTCOME_PAUSED: ReplyOutcome.ValueType  # 4
 """The avatar is paused by the creator."""
 Global___ReplyOutcome: _TypeAlias = ReplyOutcome  # noqa: Y015
 
+class _PendingReplyStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _PendingReplyStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_PendingReplyStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PENDING_REPLY_STATUS_UNSPECIFIED: _PendingReplyStatus.ValueType  # 0
+    """Not set."""
+    PENDING_REPLY_STATUS_WAITING: _PendingReplyStatus.ValueType  # 1
+    """The creator has not decided yet."""
+    PENDING_REPLY_STATUS_APPROVED: _PendingReplyStatus.ValueType  # 2
+    """Approved; text holds the reply."""
+    PENDING_REPLY_STATUS_REJECTED: _PendingReplyStatus.ValueType  # 3
+    """The creator declined to send a reply."""
+
+class PendingReplyStatus(_PendingReplyStatus, metaclass=_PendingReplyStatusEnumTypeWrapper):
+    """Where a held reply stands."""
+
+PENDING_REPLY_STATUS_UNSPECIFIED: PendingReplyStatus.ValueType  # 0
+"""Not set."""
+PENDING_REPLY_STATUS_WAITING: PendingReplyStatus.ValueType  # 1
+"""The creator has not decided yet."""
+PENDING_REPLY_STATUS_APPROVED: PendingReplyStatus.ValueType  # 2
+"""Approved; text holds the reply."""
+PENDING_REPLY_STATUS_REJECTED: PendingReplyStatus.ValueType  # 3
+"""The creator declined to send a reply."""
+Global___PendingReplyStatus: _TypeAlias = PendingReplyStatus  # noqa: Y015
+
 @_typing.final
 class ConverseRequest(_message.Message):
     """One fan message."""
@@ -62,6 +90,8 @@ class ConverseRequest(_message.Message):
     FAN_ID_FIELD_NUMBER: _builtins.int
     CONVERSATION_ID_FIELD_NUMBER: _builtins.int
     MESSAGE_FIELD_NUMBER: _builtins.int
+    FAN_AGE_FIELD_NUMBER: _builtins.int
+    FAN_AGE_VERIFIED_FIELD_NUMBER: _builtins.int
     creator_id: _builtins.str
     """The creator whose avatar is addressed."""
     fan_id: _builtins.str
@@ -70,6 +100,12 @@ class ConverseRequest(_message.Message):
     """The conversation; empty starts a new one (its id comes back in the first response)."""
     message: _builtins.str
     """What the fan wrote."""
+    fan_age: _builtins.int
+    """The fan's age, declared by the fan or verified by the fan app (unset = unknown; creators with
+    a minimum age refuse fans of unknown age).
+    """
+    fan_age_verified: _builtins.bool
+    """True when the fan app verified fan_age (an ID check, an account age rating)."""
     def __init__(
         self,
         *,
@@ -77,12 +113,16 @@ class ConverseRequest(_message.Message):
         fan_id: _builtins.str = ...,
         conversation_id: _builtins.str = ...,
         message: _builtins.str = ...,
+        fan_age: _builtins.int | None = ...,
+        fan_age_verified: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_fan_age", b"_fan_age", "fan_age", b"fan_age"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation_id", b"conversation_id", "creator_id", b"creator_id", "fan_id", b"fan_id", "message", b"message"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_fan_age", b"_fan_age", "conversation_id", b"conversation_id", "creator_id", b"creator_id", "fan_age", b"fan_age", "fan_age_verified", b"fan_age_verified", "fan_id", b"fan_id", "message", b"message"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__fan_age: _TypeAlias = _typing.Literal["fan_age"]  # noqa: Y015
+    _WhichOneofArgType__fan_age: _TypeAlias = _typing.Literal["_fan_age", b"_fan_age"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__fan_age) -> _WhichOneofReturnType__fan_age | None: ...
 
 Global___ConverseRequest: _TypeAlias = ConverseRequest  # noqa: Y015
 
@@ -149,10 +189,13 @@ class ReplyEnd(_message.Message):
     DECISIONS_FIELD_NUMBER: _builtins.int
     USAGE_FIELD_NUMBER: _builtins.int
     TEXT_FIELD_NUMBER: _builtins.int
+    PENDING_REPLY_ID_FIELD_NUMBER: _builtins.int
     outcome: Global___ReplyOutcome.ValueType
     """How it was handled."""
     text: _builtins.str
     """The full text released to the fan."""
+    pending_reply_id: _builtins.str
+    """For REPLY_OUTCOME_HELD: the id of the held reply, to find it in GetPendingReplies."""
     @_builtins.property
     def citations(self) -> _containers.RepeatedCompositeFieldContainer[_types_pb2.Citation]:
         """The creator content the reply relied on."""
@@ -173,10 +216,11 @@ class ReplyEnd(_message.Message):
         decisions: _abc.Iterable[_types_pb2.PolicyDecision] | None = ...,
         usage: _types_pb2.Usage | None = ...,
         text: _builtins.str = ...,
+        pending_reply_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["usage", b"usage"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["citations", b"citations", "decisions", b"decisions", "outcome", b"outcome", "text", b"text", "usage", b"usage"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["citations", b"citations", "decisions", b"decisions", "outcome", b"outcome", "pending_reply_id", b"pending_reply_id", "text", b"text", "usage", b"usage"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -307,3 +351,95 @@ class HistoryTurn(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___HistoryTurn: _TypeAlias = HistoryTurn  # noqa: Y015
+
+@_typing.final
+class GetPendingRepliesRequest(_message.Message):
+    """Lists a fan's held replies."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CREATOR_ID_FIELD_NUMBER: _builtins.int
+    FAN_ID_FIELD_NUMBER: _builtins.int
+    CONVERSATION_ID_FIELD_NUMBER: _builtins.int
+    creator_id: _builtins.str
+    """The creator."""
+    fan_id: _builtins.str
+    """The fan."""
+    conversation_id: _builtins.str
+    """Only this conversation (empty = all)."""
+    def __init__(
+        self,
+        *,
+        creator_id: _builtins.str = ...,
+        fan_id: _builtins.str = ...,
+        conversation_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation_id", b"conversation_id", "creator_id", b"creator_id", "fan_id", b"fan_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPendingRepliesRequest: _TypeAlias = GetPendingRepliesRequest  # noqa: Y015
+
+@_typing.final
+class PendingReply(_message.Message):
+    """A reply held for approval, as the fan sees it (never the unapproved draft)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REPLY_ID_FIELD_NUMBER: _builtins.int
+    CONVERSATION_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    FAN_MESSAGE_FIELD_NUMBER: _builtins.int
+    reply_id: _builtins.str
+    """Its id (ReplyEnd.pending_reply_id)."""
+    conversation_id: _builtins.str
+    """The conversation."""
+    status: Global___PendingReplyStatus.ValueType
+    """Where it stands."""
+    text: _builtins.str
+    """The approved text; empty unless approved."""
+    fan_message: _builtins.str
+    """The fan's message it answers."""
+    def __init__(
+        self,
+        *,
+        reply_id: _builtins.str = ...,
+        conversation_id: _builtins.str = ...,
+        status: Global___PendingReplyStatus.ValueType = ...,
+        text: _builtins.str = ...,
+        fan_message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation_id", b"conversation_id", "fan_message", b"fan_message", "reply_id", b"reply_id", "status", b"status", "text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PendingReply: _TypeAlias = PendingReply  # noqa: Y015
+
+@_typing.final
+class GetPendingRepliesResponse(_message.Message):
+    """The fan's held replies, oldest first."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REPLIES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def replies(self) -> _containers.RepeatedCompositeFieldContainer[Global___PendingReply]:
+        """The replies."""
+
+    def __init__(
+        self,
+        *,
+        replies: _abc.Iterable[Global___PendingReply] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["replies", b"replies"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPendingRepliesResponse: _TypeAlias = GetPendingRepliesResponse  # noqa: Y015

@@ -45,6 +45,11 @@ class ConversationServiceStub:
                 request_serializer=avatar_dot_v1_dot_conversation__service__pb2.GetHistoryRequest.SerializeToString,
                 response_deserializer=avatar_dot_v1_dot_conversation__service__pb2.GetHistoryResponse.FromString,
                 _registered_method=True)
+        self.GetPendingReplies = channel.unary_unary(
+                '/avatar.v1.ConversationService/GetPendingReplies',
+                request_serializer=avatar_dot_v1_dot_conversation__service__pb2.GetPendingRepliesRequest.SerializeToString,
+                response_deserializer=avatar_dot_v1_dot_conversation__service__pb2.GetPendingRepliesResponse.FromString,
+                _registered_method=True)
 
 
 class ConversationServiceServicer:
@@ -65,6 +70,15 @@ class ConversationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetPendingReplies(self, request, context):
+        """Lists the fan's replies held for the creator's approval and, once approved, their text.
+        Poll it after a Converse ended with REPLY_OUTCOME_HELD; an approved reply is also added to
+        the conversation's history the first time it is returned.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ConversationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -77,6 +91,11 @@ def add_ConversationServiceServicer_to_server(servicer, server):
                     servicer.GetHistory,
                     request_deserializer=avatar_dot_v1_dot_conversation__service__pb2.GetHistoryRequest.FromString,
                     response_serializer=avatar_dot_v1_dot_conversation__service__pb2.GetHistoryResponse.SerializeToString,
+            ),
+            'GetPendingReplies': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPendingReplies,
+                    request_deserializer=avatar_dot_v1_dot_conversation__service__pb2.GetPendingRepliesRequest.FromString,
+                    response_serializer=avatar_dot_v1_dot_conversation__service__pb2.GetPendingRepliesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -134,6 +153,33 @@ class ConversationService:
             '/avatar.v1.ConversationService/GetHistory',
             avatar_dot_v1_dot_conversation__service__pb2.GetHistoryRequest.SerializeToString,
             avatar_dot_v1_dot_conversation__service__pb2.GetHistoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPendingReplies(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/avatar.v1.ConversationService/GetPendingReplies',
+            avatar_dot_v1_dot_conversation__service__pb2.GetPendingRepliesRequest.SerializeToString,
+            avatar_dot_v1_dot_conversation__service__pb2.GetPendingRepliesResponse.FromString,
             options,
             channel_credentials,
             insecure,

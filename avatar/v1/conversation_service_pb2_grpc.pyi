@@ -37,6 +37,11 @@ class ConversationServiceStub:
     """Runs one fan turn and streams the avatar's reply."""
     GetHistory: _grpc.UnaryUnaryMultiCallable[_conversation_service_pb2.GetHistoryRequest, _conversation_service_pb2.GetHistoryResponse]
     """Lists the fan's earlier turns with the creator."""
+    GetPendingReplies: _grpc.UnaryUnaryMultiCallable[_conversation_service_pb2.GetPendingRepliesRequest, _conversation_service_pb2.GetPendingRepliesResponse]
+    """Lists the fan's replies held for the creator's approval and, once approved, their text.
+    Poll it after a Converse ended with REPLY_OUTCOME_HELD; an approved reply is also added to
+    the conversation's history the first time it is returned.
+    """
 
 @_typing.type_check_only
 class ConversationServiceAsyncStub(ConversationServiceStub):
@@ -47,6 +52,11 @@ class ConversationServiceAsyncStub(ConversationServiceStub):
     """Runs one fan turn and streams the avatar's reply."""
     GetHistory: _aio.UnaryUnaryMultiCallable[_conversation_service_pb2.GetHistoryRequest, _conversation_service_pb2.GetHistoryResponse]  # type: ignore[assignment]
     """Lists the fan's earlier turns with the creator."""
+    GetPendingReplies: _aio.UnaryUnaryMultiCallable[_conversation_service_pb2.GetPendingRepliesRequest, _conversation_service_pb2.GetPendingRepliesResponse]  # type: ignore[assignment]
+    """Lists the fan's replies held for the creator's approval and, once approved, their text.
+    Poll it after a Converse ended with REPLY_OUTCOME_HELD; an approved reply is also added to
+    the conversation's history the first time it is returned.
+    """
 
 class ConversationServiceServicer(metaclass=_abc_1.ABCMeta):
     """The fan-facing conversation with a creator's avatar."""
@@ -66,5 +76,16 @@ class ConversationServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_conversation_service_pb2.GetHistoryResponse, _abc.Awaitable[_conversation_service_pb2.GetHistoryResponse]]:
         """Lists the fan's earlier turns with the creator."""
+
+    @_abc_1.abstractmethod
+    def GetPendingReplies(
+        self,
+        request: _conversation_service_pb2.GetPendingRepliesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_conversation_service_pb2.GetPendingRepliesResponse, _abc.Awaitable[_conversation_service_pb2.GetPendingRepliesResponse]]:
+        """Lists the fan's replies held for the creator's approval and, once approved, their text.
+        Poll it after a Converse ended with REPLY_OUTCOME_HELD; an approved reply is also added to
+        the conversation's history the first time it is returned.
+        """
 
 def add_ConversationServiceServicer_to_server(servicer: ConversationServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

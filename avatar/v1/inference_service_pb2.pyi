@@ -306,3 +306,102 @@ class GetModelInfoResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetModelInfoResponse: _TypeAlias = GetModelInfoResponse  # noqa: Y015
+
+@_typing.final
+class GetStatsRequest(_message.Message):
+    """Asks for the engine's counters."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetStatsRequest: _TypeAlias = GetStatsRequest  # noqa: Y015
+
+@_typing.final
+class GetStatsResponse(_message.Message):
+    """Engine and prefix-cache counters since the service started."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PREFIX_CACHE_LOOKUPS_FIELD_NUMBER: _builtins.int
+    PREFIX_CACHE_HITS_FIELD_NUMBER: _builtins.int
+    PREFIX_CACHE_MISSES_FIELD_NUMBER: _builtins.int
+    CACHED_PROMPT_TOKENS_FIELD_NUMBER: _builtins.int
+    QUERIED_PROMPT_TOKENS_FIELD_NUMBER: _builtins.int
+    PREFIX_CACHE_EVICTIONS_FIELD_NUMBER: _builtins.int
+    CACHE_BLOCKS_TOTAL_FIELD_NUMBER: _builtins.int
+    CACHE_BLOCKS_USED_FIELD_NUMBER: _builtins.int
+    CACHE_BLOCKS_PINNED_FIELD_NUMBER: _builtins.int
+    CACHE_BLOCK_SIZE_FIELD_NUMBER: _builtins.int
+    RUNNING_FIELD_NUMBER: _builtins.int
+    WAITING_FIELD_NUMBER: _builtins.int
+    STEPS_FIELD_NUMBER: _builtins.int
+    PREFILL_TOKENS_FIELD_NUMBER: _builtins.int
+    GENERATED_TOKENS_FIELD_NUMBER: _builtins.int
+    COMPLETED_FIELD_NUMBER: _builtins.int
+    prefix_cache_lookups: _builtins.int
+    """Prompts looked up in the prefix cache."""
+    prefix_cache_hits: _builtins.int
+    """Lookups that reused at least one cached block."""
+    prefix_cache_misses: _builtins.int
+    """Lookups that reused nothing."""
+    cached_prompt_tokens: _builtins.int
+    """Prompt tokens served from the cache (summed over requests)."""
+    queried_prompt_tokens: _builtins.int
+    """Prompt tokens looked up (summed over requests); cached / queried is the token hit rate."""
+    prefix_cache_evictions: _builtins.int
+    """Cache blocks evicted to make room."""
+    cache_blocks_total: _builtins.int
+    """Blocks in the cache's memory budget."""
+    cache_blocks_used: _builtins.int
+    """Blocks holding a cached prefix."""
+    cache_blocks_pinned: _builtins.int
+    """Blocks pinned by running requests (never evicted)."""
+    cache_block_size: _builtins.int
+    """Tokens per cache block."""
+    running: _builtins.int
+    """Sequences holding a batch slot."""
+    waiting: _builtins.int
+    """Requests waiting for a slot."""
+    steps: _builtins.int
+    """Engine steps run."""
+    prefill_tokens: _builtins.int
+    """Prompt tokens computed by the model (cache hits excluded)."""
+    generated_tokens: _builtins.int
+    """Tokens generated."""
+    completed: _builtins.int
+    """Requests finished, whatever the reason."""
+    def __init__(
+        self,
+        *,
+        prefix_cache_lookups: _builtins.int = ...,
+        prefix_cache_hits: _builtins.int = ...,
+        prefix_cache_misses: _builtins.int = ...,
+        cached_prompt_tokens: _builtins.int = ...,
+        queried_prompt_tokens: _builtins.int = ...,
+        prefix_cache_evictions: _builtins.int = ...,
+        cache_blocks_total: _builtins.int = ...,
+        cache_blocks_used: _builtins.int = ...,
+        cache_blocks_pinned: _builtins.int = ...,
+        cache_block_size: _builtins.int = ...,
+        running: _builtins.int = ...,
+        waiting: _builtins.int = ...,
+        steps: _builtins.int = ...,
+        prefill_tokens: _builtins.int = ...,
+        generated_tokens: _builtins.int = ...,
+        completed: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cache_block_size", b"cache_block_size", "cache_blocks_pinned", b"cache_blocks_pinned", "cache_blocks_total", b"cache_blocks_total", "cache_blocks_used", b"cache_blocks_used", "cached_prompt_tokens", b"cached_prompt_tokens", "completed", b"completed", "generated_tokens", b"generated_tokens", "prefill_tokens", b"prefill_tokens", "prefix_cache_evictions", b"prefix_cache_evictions", "prefix_cache_hits", b"prefix_cache_hits", "prefix_cache_lookups", b"prefix_cache_lookups", "prefix_cache_misses", b"prefix_cache_misses", "queried_prompt_tokens", b"queried_prompt_tokens", "running", b"running", "steps", b"steps", "waiting", b"waiting"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetStatsResponse: _TypeAlias = GetStatsResponse  # noqa: Y015

@@ -50,6 +50,11 @@ class InferenceServiceStub:
                 request_serializer=avatar_dot_v1_dot_inference__service__pb2.GetModelInfoRequest.SerializeToString,
                 response_deserializer=avatar_dot_v1_dot_inference__service__pb2.GetModelInfoResponse.FromString,
                 _registered_method=True)
+        self.GetStats = channel.unary_unary(
+                '/avatar.v1.InferenceService/GetStats',
+                request_serializer=avatar_dot_v1_dot_inference__service__pb2.GetStatsRequest.SerializeToString,
+                response_deserializer=avatar_dot_v1_dot_inference__service__pb2.GetStatsResponse.FromString,
+                _registered_method=True)
 
 
 class InferenceServiceServicer:
@@ -77,6 +82,13 @@ class InferenceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetStats(self, request, context):
+        """Engine and prefix-cache counters since the service started (metrics).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_InferenceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -94,6 +106,11 @@ def add_InferenceServiceServicer_to_server(servicer, server):
                     servicer.GetModelInfo,
                     request_deserializer=avatar_dot_v1_dot_inference__service__pb2.GetModelInfoRequest.FromString,
                     response_serializer=avatar_dot_v1_dot_inference__service__pb2.GetModelInfoResponse.SerializeToString,
+            ),
+            'GetStats': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStats,
+                    request_deserializer=avatar_dot_v1_dot_inference__service__pb2.GetStatsRequest.FromString,
+                    response_serializer=avatar_dot_v1_dot_inference__service__pb2.GetStatsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -178,6 +195,33 @@ class InferenceService:
             '/avatar.v1.InferenceService/GetModelInfo',
             avatar_dot_v1_dot_inference__service__pb2.GetModelInfoRequest.SerializeToString,
             avatar_dot_v1_dot_inference__service__pb2.GetModelInfoResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/avatar.v1.InferenceService/GetStats',
+            avatar_dot_v1_dot_inference__service__pb2.GetStatsRequest.SerializeToString,
+            avatar_dot_v1_dot_inference__service__pb2.GetStatsResponse.FromString,
             options,
             channel_credentials,
             insecure,

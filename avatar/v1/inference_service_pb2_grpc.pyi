@@ -39,6 +39,8 @@ class InferenceServiceStub:
     """Embeds a batch of texts."""
     GetModelInfo: _grpc.UnaryUnaryMultiCallable[_inference_service_pb2.GetModelInfoRequest, _inference_service_pb2.GetModelInfoResponse]
     """Describes the loaded models."""
+    GetStats: _grpc.UnaryUnaryMultiCallable[_inference_service_pb2.GetStatsRequest, _inference_service_pb2.GetStatsResponse]
+    """Engine and prefix-cache counters since the service started (metrics)."""
 
 @_typing.type_check_only
 class InferenceServiceAsyncStub(InferenceServiceStub):
@@ -51,6 +53,8 @@ class InferenceServiceAsyncStub(InferenceServiceStub):
     """Embeds a batch of texts."""
     GetModelInfo: _aio.UnaryUnaryMultiCallable[_inference_service_pb2.GetModelInfoRequest, _inference_service_pb2.GetModelInfoResponse]  # type: ignore[assignment]
     """Describes the loaded models."""
+    GetStats: _aio.UnaryUnaryMultiCallable[_inference_service_pb2.GetStatsRequest, _inference_service_pb2.GetStatsResponse]  # type: ignore[assignment]
+    """Engine and prefix-cache counters since the service started (metrics)."""
 
 class InferenceServiceServicer(metaclass=_abc_1.ABCMeta):
     """Text generation and embeddings on ONNX Runtime."""
@@ -78,5 +82,13 @@ class InferenceServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_inference_service_pb2.GetModelInfoResponse, _abc.Awaitable[_inference_service_pb2.GetModelInfoResponse]]:
         """Describes the loaded models."""
+
+    @_abc_1.abstractmethod
+    def GetStats(
+        self,
+        request: _inference_service_pb2.GetStatsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_inference_service_pb2.GetStatsResponse, _abc.Awaitable[_inference_service_pb2.GetStatsResponse]]:
+        """Engine and prefix-cache counters since the service started (metrics)."""
 
 def add_InferenceServiceServicer_to_server(servicer: InferenceServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -6,6 +6,7 @@ isort:skip_file
 from avatar.v1 import types_pb2 as _types_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -53,6 +54,104 @@ JOB_STATE_FAILED: JobState.ValueType  # 4
 """Stopped by an error."""
 Global___JobState: _TypeAlias = JobState  # noqa: Y015
 
+class _FileStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _FileStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_FileStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    FILE_STATUS_UNSPECIFIED: _FileStatus.ValueType  # 0
+    """Not set."""
+    FILE_STATUS_PENDING: _FileStatus.ValueType  # 1
+    """Not processed yet."""
+    FILE_STATUS_INGESTED: _FileStatus.ValueType  # 2
+    """Parsed; new content was stored."""
+    FILE_STATUS_UNCHANGED: _FileStatus.ValueType  # 3
+    """Parsed; everything in it was already stored (a re-ingest)."""
+    FILE_STATUS_UNSUPPORTED: _FileStatus.ValueType  # 4
+    """Not a format the ingest service understands; reported, nothing stored."""
+    FILE_STATUS_INVALID: _FileStatus.ValueType  # 5
+    """Malformed: invalid UTF-8, truncated or too deeply nested JSON, unsafe archive, bad record."""
+    FILE_STATUS_TOO_LARGE: _FileStatus.ValueType  # 6
+    """Over a size limit (file, archive expansion, member count)."""
+
+class FileStatus(_FileStatus, metaclass=_FileStatusEnumTypeWrapper):
+    """What happened to one file."""
+
+FILE_STATUS_UNSPECIFIED: FileStatus.ValueType  # 0
+"""Not set."""
+FILE_STATUS_PENDING: FileStatus.ValueType  # 1
+"""Not processed yet."""
+FILE_STATUS_INGESTED: FileStatus.ValueType  # 2
+"""Parsed; new content was stored."""
+FILE_STATUS_UNCHANGED: FileStatus.ValueType  # 3
+"""Parsed; everything in it was already stored (a re-ingest)."""
+FILE_STATUS_UNSUPPORTED: FileStatus.ValueType  # 4
+"""Not a format the ingest service understands; reported, nothing stored."""
+FILE_STATUS_INVALID: FileStatus.ValueType  # 5
+"""Malformed: invalid UTF-8, truncated or too deeply nested JSON, unsafe archive, bad record."""
+FILE_STATUS_TOO_LARGE: FileStatus.ValueType  # 6
+"""Over a size limit (file, archive expansion, member count)."""
+Global___FileStatus: _TypeAlias = FileStatus  # noqa: Y015
+
+class _StatedFactKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _StatedFactKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_StatedFactKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    STATED_FACT_KIND_UNSPECIFIED: _StatedFactKind.ValueType  # 0
+    """Not set."""
+    STATED_FACT_KIND_OWNS: _StatedFactKind.ValueType  # 1
+    """Something they own or have ("I own one Dutch oven")."""
+    STATED_FACT_KIND_DOES: _StatedFactKind.ValueType  # 2
+    """Something they do ("I teach a rye class every April")."""
+    STATED_FACT_KIND_NEVER: _StatedFactKind.ValueType  # 3
+    """Something they never do ("I never use commercial yeast")."""
+
+class StatedFactKind(_StatedFactKind, metaclass=_StatedFactKindEnumTypeWrapper):
+    """Kind of fact a creator stated about themselves."""
+
+STATED_FACT_KIND_UNSPECIFIED: StatedFactKind.ValueType  # 0
+"""Not set."""
+STATED_FACT_KIND_OWNS: StatedFactKind.ValueType  # 1
+"""Something they own or have ("I own one Dutch oven")."""
+STATED_FACT_KIND_DOES: StatedFactKind.ValueType  # 2
+"""Something they do ("I teach a rye class every April")."""
+STATED_FACT_KIND_NEVER: StatedFactKind.ValueType  # 3
+"""Something they never do ("I never use commercial yeast")."""
+Global___StatedFactKind: _TypeAlias = StatedFactKind  # noqa: Y015
+
+@_typing.final
+class IngestOptions(_message.Message):
+    """What an export contributes, as the creator chooses."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INCLUDE_REPLIES_FIELD_NUMBER: _builtins.int
+    INCLUDE_REPOSTS_FIELD_NUMBER: _builtins.int
+    CSV_COLUMN_FIELD_NUMBER: _builtins.int
+    include_replies: _builtins.bool
+    """Keep the creator's replies (X replies) instead of excluding them."""
+    include_reposts: _builtins.bool
+    """Keep retweets/reposts (mostly other people's words) instead of excluding them."""
+    csv_column: _builtins.str
+    """CSV column holding the text; empty picks a known name (text, content, body, caption, full_text)."""
+    def __init__(
+        self,
+        *,
+        include_replies: _builtins.bool = ...,
+        include_reposts: _builtins.bool = ...,
+        csv_column: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["csv_column", b"csv_column", "include_replies", b"include_replies", "include_reposts", b"include_reposts"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IngestOptions: _TypeAlias = IngestOptions  # noqa: Y015
+
 @_typing.final
 class UploadHeader(_message.Message):
     """Header of an upload."""
@@ -62,22 +161,28 @@ class UploadHeader(_message.Message):
     CREATOR_ID_FIELD_NUMBER: _builtins.int
     FILENAME_FIELD_NUMBER: _builtins.int
     SIZE_BYTES_FIELD_NUMBER: _builtins.int
+    OPTIONS_FIELD_NUMBER: _builtins.int
     creator_id: _builtins.str
     """The creator who owns the content."""
     filename: _builtins.str
     """File name, used for format detection (e.g. "posts.jsonl")."""
     size_bytes: _builtins.int
     """Total size in bytes, when known, to reject oversize uploads early."""
+    @_builtins.property
+    def options(self) -> Global___IngestOptions:
+        """Parse options."""
+
     def __init__(
         self,
         *,
         creator_id: _builtins.str = ...,
         filename: _builtins.str = ...,
         size_bytes: _builtins.int = ...,
+        options: Global___IngestOptions | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["options", b"options"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["creator_id", b"creator_id", "filename", b"filename", "size_bytes", b"size_bytes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["creator_id", b"creator_id", "filename", b"filename", "options", b"options", "size_bytes", b"size_bytes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -145,19 +250,29 @@ class IngestPathRequest(_message.Message):
 
     CREATOR_ID_FIELD_NUMBER: _builtins.int
     PATH_FIELD_NUMBER: _builtins.int
+    OPTIONS_FIELD_NUMBER: _builtins.int
+    ASYNC_START_FIELD_NUMBER: _builtins.int
     creator_id: _builtins.str
     """The creator who owns the content."""
     path: _builtins.str
-    """A file or directory path readable by the ingest service."""
+    """A file, directory or .zip path readable by the ingest service."""
+    async_start: _builtins.bool
+    """Return as soon as the job is recorded (state QUEUED) instead of when it ends; follow it with WatchJob."""
+    @_builtins.property
+    def options(self) -> Global___IngestOptions:
+        """Parse options."""
+
     def __init__(
         self,
         *,
         creator_id: _builtins.str = ...,
         path: _builtins.str = ...,
+        options: Global___IngestOptions | None = ...,
+        async_start: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["options", b"options"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["creator_id", b"creator_id", "path", b"path"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["async_start", b"async_start", "creator_id", b"creator_id", "options", b"options", "path", b"path"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -199,6 +314,10 @@ class FileResult(_message.Message):
     CHUNKS_INSERTED_FIELD_NUMBER: _builtins.int
     CHUNKS_UNCHANGED_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    DOCUMENTS_UNCHANGED_FIELD_NUMBER: _builtins.int
+    DUPLICATES_DROPPED_FIELD_NUMBER: _builtins.int
+    RECORDS_EXCLUDED_FIELD_NUMBER: _builtins.int
     path: _builtins.str
     """Path relative to the ingested root."""
     platform: _types_pb2.Platform.ValueType
@@ -210,7 +329,15 @@ class FileResult(_message.Message):
     chunks_unchanged: _builtins.int
     """Chunks already stored before (re-ingest)."""
     error: _builtins.str
-    """Why the file was not ingested, when it was not (e.g. "unsupported format")."""
+    """Why the file was not ingested, when it was not (e.g. "unsupported format"); names the file."""
+    status: Global___FileStatus.ValueType
+    """What happened to it."""
+    documents_unchanged: _builtins.int
+    """Documents that were already stored unchanged (skipped without re-embedding)."""
+    duplicates_dropped: _builtins.int
+    """Documents dropped as exact or near duplicates of other content of the creator."""
+    records_excluded: _builtins.int
+    """Records deliberately left out (retweets, replies unless asked for)."""
     def __init__(
         self,
         *,
@@ -220,10 +347,14 @@ class FileResult(_message.Message):
         chunks_inserted: _builtins.int = ...,
         chunks_unchanged: _builtins.int = ...,
         error: _builtins.str = ...,
+        status: Global___FileStatus.ValueType = ...,
+        documents_unchanged: _builtins.int = ...,
+        duplicates_dropped: _builtins.int = ...,
+        records_excluded: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunks_inserted", b"chunks_inserted", "chunks_unchanged", b"chunks_unchanged", "documents", b"documents", "error", b"error", "path", b"path", "platform", b"platform"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunks_inserted", b"chunks_inserted", "chunks_unchanged", b"chunks_unchanged", "documents", b"documents", "documents_unchanged", b"documents_unchanged", "duplicates_dropped", b"duplicates_dropped", "error", b"error", "path", b"path", "platform", b"platform", "records_excluded", b"records_excluded", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -245,6 +376,8 @@ class Job(_message.Message):
     FILES_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
+    FILES_FAILED_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
     job_id: _builtins.str
     """Job id."""
     creator_id: _builtins.str
@@ -261,6 +394,8 @@ class Job(_message.Message):
     """Chunks already present."""
     error: _builtins.str
     """Error that stopped the job, when FAILED."""
+    files_failed: _builtins.int
+    """Files rejected as invalid or too large."""
     @_builtins.property
     def files(self) -> _containers.RepeatedCompositeFieldContainer[Global___FileResult]:
         """Per-file outcomes."""
@@ -268,6 +403,10 @@ class Job(_message.Message):
     @_builtins.property
     def created_at(self) -> _timestamp_pb2.Timestamp:
         """When it was created."""
+
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp:
+        """When it last changed."""
 
     def __init__(
         self,
@@ -282,10 +421,12 @@ class Job(_message.Message):
         files: _abc.Iterable[Global___FileResult] | None = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
         error: _builtins.str = ...,
+        files_failed: _builtins.int = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunks_inserted", b"chunks_inserted", "chunks_unchanged", b"chunks_unchanged", "created_at", b"created_at", "creator_id", b"creator_id", "error", b"error", "files", b"files", "files_done", b"files_done", "files_total", b"files_total", "job_id", b"job_id", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunks_inserted", b"chunks_inserted", "chunks_unchanged", b"chunks_unchanged", "created_at", b"created_at", "creator_id", b"creator_id", "error", b"error", "files", b"files", "files_done", b"files_done", "files_failed", b"files_failed", "files_total", b"files_total", "job_id", b"job_id", "state", b"state", "updated_at", b"updated_at"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -382,3 +523,391 @@ class WatchJobResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WatchJobResponse: _TypeAlias = WatchJobResponse  # noqa: Y015
+
+@_typing.final
+class IngestServiceGetPersonaProfileRequest(_message.Message):
+    """Reads a persona profile."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CREATOR_ID_FIELD_NUMBER: _builtins.int
+    creator_id: _builtins.str
+    """The creator."""
+    def __init__(
+        self,
+        *,
+        creator_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["creator_id", b"creator_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IngestServiceGetPersonaProfileRequest: _TypeAlias = IngestServiceGetPersonaProfileRequest  # noqa: Y015
+
+@_typing.final
+class IngestServiceGetPersonaProfileResponse(_message.Message):
+    """The profile."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROFILE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def profile(self) -> Global___PersonaStyle:
+        """The profile (computed fields with the creator's corrections applied)."""
+
+    def __init__(
+        self,
+        *,
+        profile: Global___PersonaStyle | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["profile", b"profile"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["profile", b"profile"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IngestServiceGetPersonaProfileResponse: _TypeAlias = IngestServiceGetPersonaProfileResponse  # noqa: Y015
+
+@_typing.final
+class IngestServiceUpdatePersonaProfileRequest(_message.Message):
+    """Corrects a persona profile."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROFILE_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    EXPECTED_VERSION_FIELD_NUMBER: _builtins.int
+    expected_version: _builtins.int
+    """The version read; a different stored version fails with ABORTED. 0 skips the check."""
+    @_builtins.property
+    def profile(self) -> Global___PersonaStyle:
+        """The corrected profile; creator_id names whose."""
+
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask:
+        """Which fields to take from `profile` (paths like "facts", "topics", "signature_phrases")."""
+
+    def __init__(
+        self,
+        *,
+        profile: Global___PersonaStyle | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
+        expected_version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["profile", b"profile", "update_mask", b"update_mask"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expected_version", b"expected_version", "profile", b"profile", "update_mask", b"update_mask"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IngestServiceUpdatePersonaProfileRequest: _TypeAlias = IngestServiceUpdatePersonaProfileRequest  # noqa: Y015
+
+@_typing.final
+class IngestServiceUpdatePersonaProfileResponse(_message.Message):
+    """The profile after the update."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROFILE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def profile(self) -> Global___PersonaStyle:
+        """The profile."""
+
+    def __init__(
+        self,
+        *,
+        profile: Global___PersonaStyle | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["profile", b"profile"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["profile", b"profile"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IngestServiceUpdatePersonaProfileResponse: _TypeAlias = IngestServiceUpdatePersonaProfileResponse  # noqa: Y015
+
+@_typing.final
+class StyleTerm(_message.Message):
+    """A term and how many documents use it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TERM_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    term: _builtins.str
+    """The term (a word, hashtag, emoji or phrase)."""
+    count: _builtins.int
+    """Documents it occurs in."""
+    def __init__(
+        self,
+        *,
+        term: _builtins.str = ...,
+        count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "term", b"term"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StyleTerm: _TypeAlias = StyleTerm  # noqa: Y015
+
+@_typing.final
+class StyleLanguage(_message.Message):
+    """Share of documents in one language."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LANGUAGE_FIELD_NUMBER: _builtins.int
+    SHARE_FIELD_NUMBER: _builtins.int
+    language: _builtins.str
+    """ISO 639-1 code, e.g. "en"."""
+    share: _builtins.float
+    """Fraction of documents in [0, 1]."""
+    def __init__(
+        self,
+        *,
+        language: _builtins.str = ...,
+        share: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["language", b"language", "share", b"share"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StyleLanguage: _TypeAlias = StyleLanguage  # noqa: Y015
+
+@_typing.final
+class StatedFact(_message.Message):
+    """A fact the creator stated, with where they said it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    PLATFORM_FIELD_NUMBER: _builtins.int
+    EXTERNAL_ID_FIELD_NUMBER: _builtins.int
+    kind: Global___StatedFactKind.ValueType
+    """Kind of fact."""
+    text: _builtins.str
+    """The sentence, as the creator wrote it."""
+    platform: _types_pb2.Platform.ValueType
+    """Platform of the source that says it."""
+    external_id: _builtins.str
+    """External id of that source."""
+    def __init__(
+        self,
+        *,
+        kind: Global___StatedFactKind.ValueType = ...,
+        text: _builtins.str = ...,
+        platform: _types_pb2.Platform.ValueType = ...,
+        external_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["external_id", b"external_id", "kind", b"kind", "platform", b"platform", "text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StatedFact: _TypeAlias = StatedFact  # noqa: Y015
+
+@_typing.final
+class PersonaStyle(_message.Message):
+    """How a creator writes, computed from their content; the prompt uses it and the creator corrects it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CREATOR_ID_FIELD_NUMBER: _builtins.int
+    DOCUMENTS_FIELD_NUMBER: _builtins.int
+    MEAN_SENTENCE_WORDS_FIELD_NUMBER: _builtins.int
+    MEDIAN_SENTENCE_WORDS_FIELD_NUMBER: _builtins.int
+    EMOJI_PER_POST_FIELD_NUMBER: _builtins.int
+    TOP_EMOJI_FIELD_NUMBER: _builtins.int
+    HASHTAGS_PER_POST_FIELD_NUMBER: _builtins.int
+    TOP_HASHTAGS_FIELD_NUMBER: _builtins.int
+    SIGNATURE_PHRASES_FIELD_NUMBER: _builtins.int
+    TOPICS_FIELD_NUMBER: _builtins.int
+    LANGUAGES_FIELD_NUMBER: _builtins.int
+    FACTS_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    CORRECTED_FIELDS_FIELD_NUMBER: _builtins.int
+    creator_id: _builtins.str
+    """The creator."""
+    documents: _builtins.int
+    """Documents the profile was computed from."""
+    mean_sentence_words: _builtins.float
+    """Mean words per sentence."""
+    median_sentence_words: _builtins.float
+    """Median words per sentence."""
+    emoji_per_post: _builtins.float
+    """Emoji per document, on average."""
+    hashtags_per_post: _builtins.float
+    """Hashtags per document, on average."""
+    version: _builtins.int
+    """Bumped on every change (re-computation or correction)."""
+    @_builtins.property
+    def top_emoji(self) -> _containers.RepeatedCompositeFieldContainer[Global___StyleTerm]:
+        """Most used emoji."""
+
+    @_builtins.property
+    def top_hashtags(self) -> _containers.RepeatedCompositeFieldContainer[Global___StyleTerm]:
+        """Most used hashtags."""
+
+    @_builtins.property
+    def signature_phrases(self) -> _containers.RepeatedCompositeFieldContainer[Global___StyleTerm]:
+        """Phrases the creator keeps using."""
+
+    @_builtins.property
+    def topics(self) -> _containers.RepeatedCompositeFieldContainer[Global___StyleTerm]:
+        """Frequent topics (content words)."""
+
+    @_builtins.property
+    def languages(self) -> _containers.RepeatedCompositeFieldContainer[Global___StyleLanguage]:
+        """Languages written in."""
+
+    @_builtins.property
+    def facts(self) -> _containers.RepeatedCompositeFieldContainer[Global___StatedFact]:
+        """What the creator says they own, do and never do."""
+
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp:
+        """When it last changed."""
+
+    @_builtins.property
+    def corrected_fields(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Fields the creator corrected; re-computation leaves them as corrected."""
+
+    def __init__(
+        self,
+        *,
+        creator_id: _builtins.str = ...,
+        documents: _builtins.int = ...,
+        mean_sentence_words: _builtins.float = ...,
+        median_sentence_words: _builtins.float = ...,
+        emoji_per_post: _builtins.float = ...,
+        top_emoji: _abc.Iterable[Global___StyleTerm] | None = ...,
+        hashtags_per_post: _builtins.float = ...,
+        top_hashtags: _abc.Iterable[Global___StyleTerm] | None = ...,
+        signature_phrases: _abc.Iterable[Global___StyleTerm] | None = ...,
+        topics: _abc.Iterable[Global___StyleTerm] | None = ...,
+        languages: _abc.Iterable[Global___StyleLanguage] | None = ...,
+        facts: _abc.Iterable[Global___StatedFact] | None = ...,
+        version: _builtins.int = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
+        corrected_fields: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["updated_at", b"updated_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["corrected_fields", b"corrected_fields", "creator_id", b"creator_id", "documents", b"documents", "emoji_per_post", b"emoji_per_post", "facts", b"facts", "hashtags_per_post", b"hashtags_per_post", "languages", b"languages", "mean_sentence_words", b"mean_sentence_words", "median_sentence_words", b"median_sentence_words", "signature_phrases", b"signature_phrases", "top_emoji", b"top_emoji", "top_hashtags", b"top_hashtags", "topics", b"topics", "updated_at", b"updated_at", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PersonaStyle: _TypeAlias = PersonaStyle  # noqa: Y015
+
+@_typing.final
+class IngestServiceDeleteSourceRequest(_message.Message):
+    """Removes one source item."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CREATOR_ID_FIELD_NUMBER: _builtins.int
+    PLATFORM_FIELD_NUMBER: _builtins.int
+    EXTERNAL_ID_FIELD_NUMBER: _builtins.int
+    creator_id: _builtins.str
+    """The creator."""
+    platform: _types_pb2.Platform.ValueType
+    """Platform of the item."""
+    external_id: _builtins.str
+    """Its external id."""
+    def __init__(
+        self,
+        *,
+        creator_id: _builtins.str = ...,
+        platform: _types_pb2.Platform.ValueType = ...,
+        external_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["creator_id", b"creator_id", "external_id", b"external_id", "platform", b"platform"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IngestServiceDeleteSourceRequest: _TypeAlias = IngestServiceDeleteSourceRequest  # noqa: Y015
+
+@_typing.final
+class IngestServiceDeleteSourceResponse(_message.Message):
+    """What was removed."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHUNKS_DELETED_FIELD_NUMBER: _builtins.int
+    DOCUMENTS_DELETED_FIELD_NUMBER: _builtins.int
+    chunks_deleted: _builtins.int
+    """Chunks (with their embeddings) removed from memory."""
+    documents_deleted: _builtins.int
+    """Ingest records removed (cached documents that would otherwise make a re-ingest skip it)."""
+    def __init__(
+        self,
+        *,
+        chunks_deleted: _builtins.int = ...,
+        documents_deleted: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunks_deleted", b"chunks_deleted", "documents_deleted", b"documents_deleted"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IngestServiceDeleteSourceResponse: _TypeAlias = IngestServiceDeleteSourceResponse  # noqa: Y015
+
+@_typing.final
+class IngestServiceDeleteCreatorRequest(_message.Message):
+    """Removes a creator's content."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CREATOR_ID_FIELD_NUMBER: _builtins.int
+    creator_id: _builtins.str
+    """The creator."""
+    def __init__(
+        self,
+        *,
+        creator_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["creator_id", b"creator_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IngestServiceDeleteCreatorRequest: _TypeAlias = IngestServiceDeleteCreatorRequest  # noqa: Y015
+
+@_typing.final
+class IngestServiceDeleteCreatorResponse(_message.Message):
+    """What was removed."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOCUMENTS_DELETED_FIELD_NUMBER: _builtins.int
+    JOBS_DELETED_FIELD_NUMBER: _builtins.int
+    documents_deleted: _builtins.int
+    """Ingest records removed (cached documents, jobs, persona profile)."""
+    jobs_deleted: _builtins.int
+    """Jobs removed."""
+    def __init__(
+        self,
+        *,
+        documents_deleted: _builtins.int = ...,
+        jobs_deleted: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["documents_deleted", b"documents_deleted", "jobs_deleted", b"jobs_deleted"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IngestServiceDeleteCreatorResponse: _TypeAlias = IngestServiceDeleteCreatorResponse  # noqa: Y015

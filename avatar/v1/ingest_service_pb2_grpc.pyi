@@ -40,7 +40,15 @@ class IngestServiceStub:
     GetJob: _grpc.UnaryUnaryMultiCallable[_ingest_service_pb2.GetJobRequest, _ingest_service_pb2.GetJobResponse]
     """Reads a job's current state."""
     WatchJob: _grpc.UnaryStreamMultiCallable[_ingest_service_pb2.WatchJobRequest, _ingest_service_pb2.WatchJobResponse]
-    """Streams a job's progress until it ends."""
+    """Streams a job's progress until it ends; works for jobs started by any call or replica."""
+    GetPersonaProfile: _grpc.UnaryUnaryMultiCallable[_ingest_service_pb2.IngestServiceGetPersonaProfileRequest, _ingest_service_pb2.IngestServiceGetPersonaProfileResponse]
+    """Reads the creator's persona (style) profile computed from their ingested content."""
+    UpdatePersonaProfile: _grpc.UnaryUnaryMultiCallable[_ingest_service_pb2.IngestServiceUpdatePersonaProfileRequest, _ingest_service_pb2.IngestServiceUpdatePersonaProfileResponse]
+    """Corrects fields of the persona profile; corrected fields survive later re-computation."""
+    DeleteSource: _grpc.UnaryUnaryMultiCallable[_ingest_service_pb2.IngestServiceDeleteSourceRequest, _ingest_service_pb2.IngestServiceDeleteSourceResponse]
+    """Removes one source item everywhere: memory chunks and embeddings, ingest caches, the profile's input."""
+    DeleteCreator: _grpc.UnaryUnaryMultiCallable[_ingest_service_pb2.IngestServiceDeleteCreatorRequest, _ingest_service_pb2.IngestServiceDeleteCreatorResponse]
+    """Removes everything derived from a creator's content: memory, jobs, caches and persona profile."""
 
 @_typing.type_check_only
 class IngestServiceAsyncStub(IngestServiceStub):
@@ -54,7 +62,15 @@ class IngestServiceAsyncStub(IngestServiceStub):
     GetJob: _aio.UnaryUnaryMultiCallable[_ingest_service_pb2.GetJobRequest, _ingest_service_pb2.GetJobResponse]  # type: ignore[assignment]
     """Reads a job's current state."""
     WatchJob: _aio.UnaryStreamMultiCallable[_ingest_service_pb2.WatchJobRequest, _ingest_service_pb2.WatchJobResponse]  # type: ignore[assignment]
-    """Streams a job's progress until it ends."""
+    """Streams a job's progress until it ends; works for jobs started by any call or replica."""
+    GetPersonaProfile: _aio.UnaryUnaryMultiCallable[_ingest_service_pb2.IngestServiceGetPersonaProfileRequest, _ingest_service_pb2.IngestServiceGetPersonaProfileResponse]  # type: ignore[assignment]
+    """Reads the creator's persona (style) profile computed from their ingested content."""
+    UpdatePersonaProfile: _aio.UnaryUnaryMultiCallable[_ingest_service_pb2.IngestServiceUpdatePersonaProfileRequest, _ingest_service_pb2.IngestServiceUpdatePersonaProfileResponse]  # type: ignore[assignment]
+    """Corrects fields of the persona profile; corrected fields survive later re-computation."""
+    DeleteSource: _aio.UnaryUnaryMultiCallable[_ingest_service_pb2.IngestServiceDeleteSourceRequest, _ingest_service_pb2.IngestServiceDeleteSourceResponse]  # type: ignore[assignment]
+    """Removes one source item everywhere: memory chunks and embeddings, ingest caches, the profile's input."""
+    DeleteCreator: _aio.UnaryUnaryMultiCallable[_ingest_service_pb2.IngestServiceDeleteCreatorRequest, _ingest_service_pb2.IngestServiceDeleteCreatorResponse]  # type: ignore[assignment]
+    """Removes everything derived from a creator's content: memory, jobs, caches and persona profile."""
 
 class IngestServiceServicer(metaclass=_abc_1.ABCMeta):
     """Creator exports in; chunks and embeddings into memory out."""
@@ -89,6 +105,38 @@ class IngestServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _ingest_service_pb2.WatchJobRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_ingest_service_pb2.WatchJobResponse], _abc.AsyncIterator[_ingest_service_pb2.WatchJobResponse]]:
-        """Streams a job's progress until it ends."""
+        """Streams a job's progress until it ends; works for jobs started by any call or replica."""
+
+    @_abc_1.abstractmethod
+    def GetPersonaProfile(
+        self,
+        request: _ingest_service_pb2.IngestServiceGetPersonaProfileRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ingest_service_pb2.IngestServiceGetPersonaProfileResponse, _abc.Awaitable[_ingest_service_pb2.IngestServiceGetPersonaProfileResponse]]:
+        """Reads the creator's persona (style) profile computed from their ingested content."""
+
+    @_abc_1.abstractmethod
+    def UpdatePersonaProfile(
+        self,
+        request: _ingest_service_pb2.IngestServiceUpdatePersonaProfileRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ingest_service_pb2.IngestServiceUpdatePersonaProfileResponse, _abc.Awaitable[_ingest_service_pb2.IngestServiceUpdatePersonaProfileResponse]]:
+        """Corrects fields of the persona profile; corrected fields survive later re-computation."""
+
+    @_abc_1.abstractmethod
+    def DeleteSource(
+        self,
+        request: _ingest_service_pb2.IngestServiceDeleteSourceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ingest_service_pb2.IngestServiceDeleteSourceResponse, _abc.Awaitable[_ingest_service_pb2.IngestServiceDeleteSourceResponse]]:
+        """Removes one source item everywhere: memory chunks and embeddings, ingest caches, the profile's input."""
+
+    @_abc_1.abstractmethod
+    def DeleteCreator(
+        self,
+        request: _ingest_service_pb2.IngestServiceDeleteCreatorRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ingest_service_pb2.IngestServiceDeleteCreatorResponse, _abc.Awaitable[_ingest_service_pb2.IngestServiceDeleteCreatorResponse]]:
+        """Removes everything derived from a creator's content: memory, jobs, caches and persona profile."""
 
 def add_IngestServiceServicer_to_server(servicer: IngestServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

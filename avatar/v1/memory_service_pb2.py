@@ -23,50 +23,89 @@ _sym_db = _symbol_database.Default()
 
 
 from avatar.v1 import types_pb2 as avatar_dot_v1_dot_types__pb2
+from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x61vatar/v1/memory_service.proto\x12\tavatar.v1\x1a\x15\x61vatar/v1/types.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcb\x01\n\nChunkInput\x12%\n\x06source\x18\x01 \x01(\x0b\x32\x15.avatar.v1.SourceMeta\x12\x13\n\x0bsource_hash\x18\x02 \x01(\t\x12\x0f\n\x07ordinal\x18\x03 \x01(\x05\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x12\n\nstart_char\x18\x05 \x01(\x05\x12\x10\n\x08\x65nd_char\x18\x06 \x01(\x05\x12\x13\n\x0btoken_count\x18\x07 \x01(\x05\x12\x14\n\x0c\x63ontent_hash\x18\x08 \x01(\t\x12\x11\n\tembedding\x18\t \x03(\x02\"O\n\x12WriteChunksRequest\x12\x12\n\ncreator_id\x18\x01 \x01(\t\x12%\n\x06\x63hunks\x18\x02 \x03(\x0b\x32\x15.avatar.v1.ChunkInput\"b\n\x13WriteChunksResponse\x12\x17\n\x0f\x63hunks_inserted\x18\x01 \x01(\x05\x12\x18\n\x10\x63hunks_unchanged\x18\x02 \x01(\x05\x12\x18\n\x10sources_inserted\x18\x03 \x01(\x05\"\x8e\x01\n\rSearchRequest\x12\x12\n\ncreator_id\x18\x01 \x01(\t\x12\r\n\x05query\x18\x02 \x01(\t\x12\x11\n\tembedding\x18\x03 \x03(\x02\x12\r\n\x05top_k\x18\x04 \x01(\x05\x12\x11\n\tmin_score\x18\x05 \x01(\x02\x12%\n\x05kinds\x18\x06 \x03(\x0e\x32\x16.avatar.v1.ContentKind\"3\n\x0eSearchResponse\x12!\n\x04hits\x18\x01 \x03(\x0b\x32\x13.avatar.v1.Citation\"\x9c\x01\n\x04Turn\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12!\n\x04role\x18\x02 \x01(\x0e\x32\x13.avatar.v1.TurnRole\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x1a\n\x12\x63itation_chunk_ids\x18\x04 \x03(\t\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"V\n\x11\x41ppendTurnRequest\x12\x12\n\ncreator_id\x18\x01 \x01(\t\x12\x0e\n\x06\x66\x61n_id\x18\x02 \x01(\t\x12\x1d\n\x04turn\x18\x03 \x01(\x0b\x32\x0f.avatar.v1.Turn\"3\n\x12\x41ppendTurnResponse\x12\x1d\n\x04turn\x18\x01 \x01(\x0b\x32\x0f.avatar.v1.Turn\"^\n\x10ListTurnsRequest\x12\x12\n\ncreator_id\x18\x01 \x01(\t\x12\x0e\n\x06\x66\x61n_id\x18\x02 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x03 \x01(\t\x12\r\n\x05limit\x18\x04 \x01(\x05\"3\n\x11ListTurnsResponse\x12\x1e\n\x05turns\x18\x01 \x03(\x0b\x32\x0f.avatar.v1.Turn\"e\n\x13\x44\x65leteSourceRequest\x12\x12\n\ncreator_id\x18\x01 \x01(\t\x12%\n\x08platform\x18\x02 \x01(\x0e\x32\x13.avatar.v1.Platform\x12\x13\n\x0b\x65xternal_id\x18\x03 \x01(\t\".\n\x14\x44\x65leteSourceResponse\x12\x16\n\x0e\x63hunks_deleted\x18\x01 \x01(\x05\"*\n\x14\x44\x65leteCreatorRequest\x12\x12\n\ncreator_id\x18\x01 \x01(\t\"\x17\n\x15\x44\x65leteCreatorResponse\",\n\x16GetCreatorStatsRequest\x12\x12\n\ncreator_id\x18\x01 \x01(\t\")\n\x17GetCreatorStatsResponse\x12\x0e\n\x06\x63hunks\x18\x01 \x01(\x05*N\n\x08TurnRole\x12\x19\n\x15TURN_ROLE_UNSPECIFIED\x10\x00\x12\x11\n\rTURN_ROLE_FAN\x10\x01\x12\x14\n\x10TURN_ROLE_AVATAR\x10\x02\x32\xae\x04\n\rMemoryService\x12L\n\x0bWriteChunks\x12\x1d.avatar.v1.WriteChunksRequest\x1a\x1e.avatar.v1.WriteChunksResponse\x12=\n\x06Search\x12\x18.avatar.v1.SearchRequest\x1a\x19.avatar.v1.SearchResponse\x12I\n\nAppendTurn\x12\x1c.avatar.v1.AppendTurnRequest\x1a\x1d.avatar.v1.AppendTurnResponse\x12\x46\n\tListTurns\x12\x1b.avatar.v1.ListTurnsRequest\x1a\x1c.avatar.v1.ListTurnsResponse\x12O\n\x0c\x44\x65leteSource\x12\x1e.avatar.v1.DeleteSourceRequest\x1a\x1f.avatar.v1.DeleteSourceResponse\x12R\n\rDeleteCreator\x12\x1f.avatar.v1.DeleteCreatorRequest\x1a .avatar.v1.DeleteCreatorResponse\x12X\n\x0fGetCreatorStats\x12!.avatar.v1.GetCreatorStatsRequest\x1a\".avatar.v1.GetCreatorStatsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x61vatar/v1/memory_service.proto\x12\tavatar.v1\x1a\x15\x61vatar/v1/types.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcb\x01\n\nChunkInput\x12%\n\x06source\x18\x01 \x01(\x0b\x32\x15.avatar.v1.SourceMeta\x12\x13\n\x0bsource_hash\x18\x02 \x01(\t\x12\x0f\n\x07ordinal\x18\x03 \x01(\x05\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x12\n\nstart_char\x18\x05 \x01(\x05\x12\x10\n\x08\x65nd_char\x18\x06 \x01(\x05\x12\x13\n\x0btoken_count\x18\x07 \x01(\x05\x12\x14\n\x0c\x63ontent_hash\x18\x08 \x01(\t\x12\x11\n\tembedding\x18\t \x03(\x02\"O\n\x12WriteChunksRequest\x12\x12\n\ncreator_id\x18\x01 \x01(\t\x12%\n\x06\x63hunks\x18\x02 \x03(\x0b\x32\x15.avatar.v1.ChunkInput\"b\n\x13WriteChunksResponse\x12\x17\n\x0f\x63hunks_inserted\x18\x01 \x01(\x05\x12\x18\n\x10\x63hunks_unchanged\x18\x02 \x01(\x05\x12\x18\n\x10sources_inserted\x18\x03 \x01(\x05\"\xc6\x02\n\rSearchRequest\x12\x12\n\ncreator_id\x18\x01 \x01(\t\x12\r\n\x05query\x18\x02 \x01(\t\x12\x11\n\tembedding\x18\x03 \x03(\x02\x12\r\n\x05top_k\x18\x04 \x01(\x05\x12\x11\n\tmin_score\x18\x05 \x01(\x02\x12%\n\x05kinds\x18\x06 \x03(\x0e\x32\x16.avatar.v1.ContentKind\x12&\n\tplatforms\x18\x07 \x03(\x0e\x32\x13.avatar.v1.Platform\x12\x33\n\x0fpublished_after\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\x10published_before\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12#\n\x04mode\x18\n \x01(\x0e\x32\x15.avatar.v1.SearchMode\"H\n\tHitScores\x12\x13\n\x0b\x66used_score\x18\x01 \x01(\x01\x12\x13\n\x0bvector_rank\x18\x02 \x01(\x05\x12\x11\n\ttext_rank\x18\x03 \x01(\x05\"m\n\x0eSearchResponse\x12!\n\x04hits\x18\x01 \x03(\x0b\x32\x13.avatar.v1.Citation\x12$\n\x06scores\x18\x02 \x03(\x0b\x32\x14.avatar.v1.HitScores\x12\x12\n\nfrom_cache\x18\x03 \x01(\x08\"\xbd\x01\n\x04Turn\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12!\n\x04role\x18\x02 \x01(\x0e\x32\x13.avatar.v1.TurnRole\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\x1a\n\x12\x63itation_chunk_ids\x18\x04 \x03(\t\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07turn_id\x18\x06 \x01(\x03\x12\x0e\n\x06\x66\x61n_id\x18\x07 \x01(\t\"V\n\x11\x41ppendTurnRequest\x12\x12\n\ncreator_id\x18\x01 \x01(\t\x12\x0e\n\x06\x66\x61n_id\x18\x02 \x01(\t\x12\x1d\n\x04turn\x18\x03 \x01(\x0b\x32\x0f.avatar.v1.Turn\"3\n\x12\x41ppendTurnResponse\x12\x1d\n\x04turn\x18\x01 \x01(\x0b\x32\x0f.avatar.v1.Turn\"r\n\x10ListTurnsRequest\x12\x12\n\ncreator_id\x18\x01 \x01(\t\x12\x0e\n\x06\x66\x61n_id\x18\x02 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x03 \x01(\t\x12\r\n\x05limit\x18\x04 \x01(\x05\x12\x12\n\npage_token\x18\x05 \x01(\t\"L\n\x11ListTurnsResponse\x12\x1e\n\x05turns\x18\x01 \x03(\x0b\x32\x0f.avatar.v1.Turn\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"e\n\x18ListConversationsRequest\x12\x12\n\ncreator_id\x18\x01 \x01(\t\x12\x0e\n\x06\x66\x61n_id\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"\xb4\x01\n\x13\x43onversationSummary\x12\x0e\n\x06\x66\x61n_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63onversation_id\x18\x02 \x01(\t\x12.\n\ncreated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nturn_count\x18\x04 \x01(\x05\x12\x30\n\x0clast_turn_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"k\n\x19ListConversationsResponse\x12\x35\n\rconversations\x18\x01 \x03(\x0b\x32\x1e.avatar.v1.ConversationSummary\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"g\n\x07\x46\x61nFact\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12\x10\n\x08\x65xplicit\x18\x03 \x01(\x08\x12.\n\nupdated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"O\n\x13GetFanMemoryRequest\x12\x12\n\ncreator_id\x18\x01 \x01(\t\x12\x0e\n\x06\x66\x61n_id\x18\x02 \x01(\t\x12\x14\n\x0crecent_turns\x18\x03 \x01(\x05\"\x8b\x01\n\x14GetFanMemoryResponse\x12!\n\x05\x66\x61\x63ts\x18\x01 \x03(\x0b\x32\x12.avatar.v1.FanFact\x12\x0f\n\x07summary\x18\x02 \x01(\t\x12\x18\n\x10turns_summarised\x18\x03 \x01(\x05\x12%\n\x0crecent_turns\x18\x04 \x03(\x0b\x32\x0f.avatar.v1.Turn\"\x9f\x01\n\x12PutFanFactsRequest\x12\x12\n\ncreator_id\x18\x01 \x01(\t\x12\x0e\n\x06\x66\x61n_id\x18\x02 \x01(\t\x12\x37\n\x05\x66\x61\x63ts\x18\x03 \x03(\x0b\x32(.avatar.v1.PutFanFactsRequest.FactsEntry\x1a,\n\nFactsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x15\n\x13PutFanFactsResponse\"I\n\x10\x46orgetFanRequest\x12\x12\n\ncreator_id\x18\x01 \x01(\t\x12\x0e\n\x06\x66\x61n_id\x18\x02 \x01(\t\x12\x11\n\tfact_keys\x18\x03 \x03(\t\"A\n\x11\x46orgetFanResponse\x12\x15\n\rturns_deleted\x18\x01 \x01(\x05\x12\x15\n\rfacts_deleted\x18\x02 \x01(\x05\"\x8f\x01\n\x0ePersonaProfile\x12\x12\n\ncreator_id\x18\x01 \x01(\t\x12(\n\x07profile\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07version\x18\x03 \x01(\x03\x12.\n\nupdated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\".\n\x18GetPersonaProfileRequest\x12\x12\n\ncreator_id\x18\x01 \x01(\t\"G\n\x19GetPersonaProfileResponse\x12*\n\x07profile\x18\x01 \x01(\x0b\x32\x19.avatar.v1.PersonaProfile\"r\n\x18PutPersonaProfileRequest\x12\x12\n\ncreator_id\x18\x01 \x01(\t\x12(\n\x07profile\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x18\n\x10\x65xpected_version\x18\x03 \x01(\x03\"G\n\x19PutPersonaProfileResponse\x12*\n\x07profile\x18\x01 \x01(\x0b\x32\x19.avatar.v1.PersonaProfile\"e\n\x13\x44\x65leteSourceRequest\x12\x12\n\ncreator_id\x18\x01 \x01(\t\x12%\n\x08platform\x18\x02 \x01(\x0e\x32\x13.avatar.v1.Platform\x12\x13\n\x0b\x65xternal_id\x18\x03 \x01(\t\".\n\x14\x44\x65leteSourceResponse\x12\x16\n\x0e\x63hunks_deleted\x18\x01 \x01(\x05\"*\n\x14\x44\x65leteCreatorRequest\x12\x12\n\ncreator_id\x18\x01 \x01(\t\"\x17\n\x15\x44\x65leteCreatorResponse\",\n\x16GetCreatorStatsRequest\x12\x12\n\ncreator_id\x18\x01 \x01(\t\")\n\x17GetCreatorStatsResponse\x12\x0e\n\x06\x63hunks\x18\x01 \x01(\x05*o\n\nSearchMode\x12\x1b\n\x17SEARCH_MODE_UNSPECIFIED\x10\x00\x12\x16\n\x12SEARCH_MODE_HYBRID\x10\x01\x12\x16\n\x12SEARCH_MODE_VECTOR\x10\x02\x12\x14\n\x10SEARCH_MODE_TEXT\x10\x03*N\n\x08TurnRole\x12\x19\n\x15TURN_ROLE_UNSPECIFIED\x10\x00\x12\x11\n\rTURN_ROLE_FAN\x10\x01\x12\x14\n\x10TURN_ROLE_AVATAR\x10\x02\x32\xb5\x08\n\rMemoryService\x12L\n\x0bWriteChunks\x12\x1d.avatar.v1.WriteChunksRequest\x1a\x1e.avatar.v1.WriteChunksResponse\x12=\n\x06Search\x12\x18.avatar.v1.SearchRequest\x1a\x19.avatar.v1.SearchResponse\x12I\n\nAppendTurn\x12\x1c.avatar.v1.AppendTurnRequest\x1a\x1d.avatar.v1.AppendTurnResponse\x12\x46\n\tListTurns\x12\x1b.avatar.v1.ListTurnsRequest\x1a\x1c.avatar.v1.ListTurnsResponse\x12^\n\x11ListConversations\x12#.avatar.v1.ListConversationsRequest\x1a$.avatar.v1.ListConversationsResponse\x12O\n\x0cGetFanMemory\x12\x1e.avatar.v1.GetFanMemoryRequest\x1a\x1f.avatar.v1.GetFanMemoryResponse\x12L\n\x0bPutFanFacts\x12\x1d.avatar.v1.PutFanFactsRequest\x1a\x1e.avatar.v1.PutFanFactsResponse\x12\x46\n\tForgetFan\x12\x1b.avatar.v1.ForgetFanRequest\x1a\x1c.avatar.v1.ForgetFanResponse\x12^\n\x11GetPersonaProfile\x12#.avatar.v1.GetPersonaProfileRequest\x1a$.avatar.v1.GetPersonaProfileResponse\x12^\n\x11PutPersonaProfile\x12#.avatar.v1.PutPersonaProfileRequest\x1a$.avatar.v1.PutPersonaProfileResponse\x12O\n\x0c\x44\x65leteSource\x12\x1e.avatar.v1.DeleteSourceRequest\x1a\x1f.avatar.v1.DeleteSourceResponse\x12R\n\rDeleteCreator\x12\x1f.avatar.v1.DeleteCreatorRequest\x1a .avatar.v1.DeleteCreatorResponse\x12X\n\x0fGetCreatorStats\x12!.avatar.v1.GetCreatorStatsRequest\x1a\".avatar.v1.GetCreatorStatsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'avatar.v1.memory_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TURNROLE']._serialized_start=1444
-  _globals['_TURNROLE']._serialized_end=1522
-  _globals['_CHUNKINPUT']._serialized_start=102
-  _globals['_CHUNKINPUT']._serialized_end=305
-  _globals['_WRITECHUNKSREQUEST']._serialized_start=307
-  _globals['_WRITECHUNKSREQUEST']._serialized_end=386
-  _globals['_WRITECHUNKSRESPONSE']._serialized_start=388
-  _globals['_WRITECHUNKSRESPONSE']._serialized_end=486
-  _globals['_SEARCHREQUEST']._serialized_start=489
-  _globals['_SEARCHREQUEST']._serialized_end=631
-  _globals['_SEARCHRESPONSE']._serialized_start=633
-  _globals['_SEARCHRESPONSE']._serialized_end=684
-  _globals['_TURN']._serialized_start=687
-  _globals['_TURN']._serialized_end=843
-  _globals['_APPENDTURNREQUEST']._serialized_start=845
-  _globals['_APPENDTURNREQUEST']._serialized_end=931
-  _globals['_APPENDTURNRESPONSE']._serialized_start=933
-  _globals['_APPENDTURNRESPONSE']._serialized_end=984
-  _globals['_LISTTURNSREQUEST']._serialized_start=986
-  _globals['_LISTTURNSREQUEST']._serialized_end=1080
-  _globals['_LISTTURNSRESPONSE']._serialized_start=1082
-  _globals['_LISTTURNSRESPONSE']._serialized_end=1133
-  _globals['_DELETESOURCEREQUEST']._serialized_start=1135
-  _globals['_DELETESOURCEREQUEST']._serialized_end=1236
-  _globals['_DELETESOURCERESPONSE']._serialized_start=1238
-  _globals['_DELETESOURCERESPONSE']._serialized_end=1284
-  _globals['_DELETECREATORREQUEST']._serialized_start=1286
-  _globals['_DELETECREATORREQUEST']._serialized_end=1328
-  _globals['_DELETECREATORRESPONSE']._serialized_start=1330
-  _globals['_DELETECREATORRESPONSE']._serialized_end=1353
-  _globals['_GETCREATORSTATSREQUEST']._serialized_start=1355
-  _globals['_GETCREATORSTATSREQUEST']._serialized_end=1399
-  _globals['_GETCREATORSTATSRESPONSE']._serialized_start=1401
-  _globals['_GETCREATORSTATSRESPONSE']._serialized_end=1442
-  _globals['_MEMORYSERVICE']._serialized_start=1525
-  _globals['_MEMORYSERVICE']._serialized_end=2083
+  _globals['_PUTFANFACTSREQUEST_FACTSENTRY']._loaded_options = None
+  _globals['_PUTFANFACTSREQUEST_FACTSENTRY']._serialized_options = b'8\001'
+  _globals['_SEARCHMODE']._serialized_start=3374
+  _globals['_SEARCHMODE']._serialized_end=3485
+  _globals['_TURNROLE']._serialized_start=3487
+  _globals['_TURNROLE']._serialized_end=3565
+  _globals['_CHUNKINPUT']._serialized_start=132
+  _globals['_CHUNKINPUT']._serialized_end=335
+  _globals['_WRITECHUNKSREQUEST']._serialized_start=337
+  _globals['_WRITECHUNKSREQUEST']._serialized_end=416
+  _globals['_WRITECHUNKSRESPONSE']._serialized_start=418
+  _globals['_WRITECHUNKSRESPONSE']._serialized_end=516
+  _globals['_SEARCHREQUEST']._serialized_start=519
+  _globals['_SEARCHREQUEST']._serialized_end=845
+  _globals['_HITSCORES']._serialized_start=847
+  _globals['_HITSCORES']._serialized_end=919
+  _globals['_SEARCHRESPONSE']._serialized_start=921
+  _globals['_SEARCHRESPONSE']._serialized_end=1030
+  _globals['_TURN']._serialized_start=1033
+  _globals['_TURN']._serialized_end=1222
+  _globals['_APPENDTURNREQUEST']._serialized_start=1224
+  _globals['_APPENDTURNREQUEST']._serialized_end=1310
+  _globals['_APPENDTURNRESPONSE']._serialized_start=1312
+  _globals['_APPENDTURNRESPONSE']._serialized_end=1363
+  _globals['_LISTTURNSREQUEST']._serialized_start=1365
+  _globals['_LISTTURNSREQUEST']._serialized_end=1479
+  _globals['_LISTTURNSRESPONSE']._serialized_start=1481
+  _globals['_LISTTURNSRESPONSE']._serialized_end=1557
+  _globals['_LISTCONVERSATIONSREQUEST']._serialized_start=1559
+  _globals['_LISTCONVERSATIONSREQUEST']._serialized_end=1660
+  _globals['_CONVERSATIONSUMMARY']._serialized_start=1663
+  _globals['_CONVERSATIONSUMMARY']._serialized_end=1843
+  _globals['_LISTCONVERSATIONSRESPONSE']._serialized_start=1845
+  _globals['_LISTCONVERSATIONSRESPONSE']._serialized_end=1952
+  _globals['_FANFACT']._serialized_start=1954
+  _globals['_FANFACT']._serialized_end=2057
+  _globals['_GETFANMEMORYREQUEST']._serialized_start=2059
+  _globals['_GETFANMEMORYREQUEST']._serialized_end=2138
+  _globals['_GETFANMEMORYRESPONSE']._serialized_start=2141
+  _globals['_GETFANMEMORYRESPONSE']._serialized_end=2280
+  _globals['_PUTFANFACTSREQUEST']._serialized_start=2283
+  _globals['_PUTFANFACTSREQUEST']._serialized_end=2442
+  _globals['_PUTFANFACTSREQUEST_FACTSENTRY']._serialized_start=2398
+  _globals['_PUTFANFACTSREQUEST_FACTSENTRY']._serialized_end=2442
+  _globals['_PUTFANFACTSRESPONSE']._serialized_start=2444
+  _globals['_PUTFANFACTSRESPONSE']._serialized_end=2465
+  _globals['_FORGETFANREQUEST']._serialized_start=2467
+  _globals['_FORGETFANREQUEST']._serialized_end=2540
+  _globals['_FORGETFANRESPONSE']._serialized_start=2542
+  _globals['_FORGETFANRESPONSE']._serialized_end=2607
+  _globals['_PERSONAPROFILE']._serialized_start=2610
+  _globals['_PERSONAPROFILE']._serialized_end=2753
+  _globals['_GETPERSONAPROFILEREQUEST']._serialized_start=2755
+  _globals['_GETPERSONAPROFILEREQUEST']._serialized_end=2801
+  _globals['_GETPERSONAPROFILERESPONSE']._serialized_start=2803
+  _globals['_GETPERSONAPROFILERESPONSE']._serialized_end=2874
+  _globals['_PUTPERSONAPROFILEREQUEST']._serialized_start=2876
+  _globals['_PUTPERSONAPROFILEREQUEST']._serialized_end=2990
+  _globals['_PUTPERSONAPROFILERESPONSE']._serialized_start=2992
+  _globals['_PUTPERSONAPROFILERESPONSE']._serialized_end=3063
+  _globals['_DELETESOURCEREQUEST']._serialized_start=3065
+  _globals['_DELETESOURCEREQUEST']._serialized_end=3166
+  _globals['_DELETESOURCERESPONSE']._serialized_start=3168
+  _globals['_DELETESOURCERESPONSE']._serialized_end=3214
+  _globals['_DELETECREATORREQUEST']._serialized_start=3216
+  _globals['_DELETECREATORREQUEST']._serialized_end=3258
+  _globals['_DELETECREATORRESPONSE']._serialized_start=3260
+  _globals['_DELETECREATORRESPONSE']._serialized_end=3283
+  _globals['_GETCREATORSTATSREQUEST']._serialized_start=3285
+  _globals['_GETCREATORSTATSREQUEST']._serialized_end=3329
+  _globals['_GETCREATORSTATSRESPONSE']._serialized_start=3331
+  _globals['_GETCREATORSTATSRESPONSE']._serialized_end=3372
+  _globals['_MEMORYSERVICE']._serialized_start=3568
+  _globals['_MEMORYSERVICE']._serialized_end=4645
 # @@protoc_insertion_point(module_scope)

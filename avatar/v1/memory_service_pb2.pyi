@@ -7,6 +7,7 @@ from avatar.v1 import types_pb2 as _types_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -20,6 +21,34 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _SearchMode:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SearchModeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SearchMode.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SEARCH_MODE_UNSPECIFIED: _SearchMode.ValueType  # 0
+    """Hybrid (the default)."""
+    SEARCH_MODE_HYBRID: _SearchMode.ValueType  # 1
+    """Vector and full-text candidates fused by reciprocal rank fusion."""
+    SEARCH_MODE_VECTOR: _SearchMode.ValueType  # 2
+    """Vector (HNSW, cosine) only: for evaluation."""
+    SEARCH_MODE_TEXT: _SearchMode.ValueType  # 3
+    """Full text only: for evaluation."""
+
+class SearchMode(_SearchMode, metaclass=_SearchModeEnumTypeWrapper):
+    """Which retrievers a search uses."""
+
+SEARCH_MODE_UNSPECIFIED: SearchMode.ValueType  # 0
+"""Hybrid (the default)."""
+SEARCH_MODE_HYBRID: SearchMode.ValueType  # 1
+"""Vector and full-text candidates fused by reciprocal rank fusion."""
+SEARCH_MODE_VECTOR: SearchMode.ValueType  # 2
+"""Vector (HNSW, cosine) only: for evaluation."""
+SEARCH_MODE_TEXT: SearchMode.ValueType  # 3
+"""Full text only: for evaluation."""
+Global___SearchMode: _TypeAlias = SearchMode  # noqa: Y015
 
 class _TurnRole:
     ValueType = _typing.NewType("ValueType", _builtins.int)
@@ -173,6 +202,10 @@ class SearchRequest(_message.Message):
     TOP_K_FIELD_NUMBER: _builtins.int
     MIN_SCORE_FIELD_NUMBER: _builtins.int
     KINDS_FIELD_NUMBER: _builtins.int
+    PLATFORMS_FIELD_NUMBER: _builtins.int
+    PUBLISHED_AFTER_FIELD_NUMBER: _builtins.int
+    PUBLISHED_BEFORE_FIELD_NUMBER: _builtins.int
+    MODE_FIELD_NUMBER: _builtins.int
     creator_id: _builtins.str
     """Only this creator's content is searched."""
     query: _builtins.str
@@ -181,6 +214,8 @@ class SearchRequest(_message.Message):
     """How many hits to return (1..100)."""
     min_score: _builtins.float
     """Hits scoring below this are dropped, so "nothing relevant" is a real answer."""
+    mode: Global___SearchMode.ValueType
+    """Which retrievers to use (unspecified = hybrid)."""
     @_builtins.property
     def embedding(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]:
         """The query embedding."""
@@ -188,6 +223,18 @@ class SearchRequest(_message.Message):
     @_builtins.property
     def kinds(self) -> _containers.RepeatedScalarFieldContainer[_types_pb2.ContentKind.ValueType]:
         """Restrict to these kinds (empty = all)."""
+
+    @_builtins.property
+    def platforms(self) -> _containers.RepeatedScalarFieldContainer[_types_pb2.Platform.ValueType]:
+        """Restrict to these platforms (empty = all)."""
+
+    @_builtins.property
+    def published_after(self) -> _timestamp_pb2.Timestamp:
+        """Only content published at or after this time (undated content is then excluded)."""
+
+    @_builtins.property
+    def published_before(self) -> _timestamp_pb2.Timestamp:
+        """Only content published before this time (undated content is then excluded)."""
 
     def __init__(
         self,
@@ -198,34 +245,80 @@ class SearchRequest(_message.Message):
         top_k: _builtins.int = ...,
         min_score: _builtins.float = ...,
         kinds: _abc.Iterable[_types_pb2.ContentKind.ValueType] | None = ...,
+        platforms: _abc.Iterable[_types_pb2.Platform.ValueType] | None = ...,
+        published_after: _timestamp_pb2.Timestamp | None = ...,
+        published_before: _timestamp_pb2.Timestamp | None = ...,
+        mode: Global___SearchMode.ValueType = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["published_after", b"published_after", "published_before", b"published_before"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["creator_id", b"creator_id", "embedding", b"embedding", "kinds", b"kinds", "min_score", b"min_score", "query", b"query", "top_k", b"top_k"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["creator_id", b"creator_id", "embedding", b"embedding", "kinds", b"kinds", "min_score", b"min_score", "mode", b"mode", "platforms", b"platforms", "published_after", b"published_after", "published_before", b"published_before", "query", b"query", "top_k", b"top_k"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SearchRequest: _TypeAlias = SearchRequest  # noqa: Y015
 
 @_typing.final
+class HitScores(_message.Message):
+    """How one hit was ranked."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FUSED_SCORE_FIELD_NUMBER: _builtins.int
+    VECTOR_RANK_FIELD_NUMBER: _builtins.int
+    TEXT_RANK_FIELD_NUMBER: _builtins.int
+    fused_score: _builtins.float
+    """Reciprocal rank fusion score (hybrid mode; 0 otherwise)."""
+    vector_rank: _builtins.int
+    """1-based rank among the vector candidates; 0 when the vector side did not propose it."""
+    text_rank: _builtins.int
+    """1-based rank among the full-text candidates; 0 when the text side did not propose it."""
+    def __init__(
+        self,
+        *,
+        fused_score: _builtins.float = ...,
+        vector_rank: _builtins.int = ...,
+        text_rank: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["fused_score", b"fused_score", "text_rank", b"text_rank", "vector_rank", b"vector_rank"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HitScores: _TypeAlias = HitScores  # noqa: Y015
+
+@_typing.final
 class SearchResponse(_message.Message):
-    """Hits, best first, each ready to cite."""
+    """Hits, best first, each ready to cite. Citation.score is the cosine similarity to the query, the
+    value min_score applies to; an empty list means nothing relevant.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     HITS_FIELD_NUMBER: _builtins.int
+    SCORES_FIELD_NUMBER: _builtins.int
+    FROM_CACHE_FIELD_NUMBER: _builtins.int
+    from_cache: _builtins.bool
+    """Whether the answer came from the result cache."""
     @_builtins.property
     def hits(self) -> _containers.RepeatedCompositeFieldContainer[_types_pb2.Citation]:
         """The hits."""
+
+    @_builtins.property
+    def scores(self) -> _containers.RepeatedCompositeFieldContainer[Global___HitScores]:
+        """How each hit was ranked, parallel to hits."""
 
     def __init__(
         self,
         *,
         hits: _abc.Iterable[_types_pb2.Citation] | None = ...,
+        scores: _abc.Iterable[Global___HitScores] | None = ...,
+        from_cache: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["hits", b"hits"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_cache", b"from_cache", "hits", b"hits", "scores", b"scores"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -242,12 +335,18 @@ class Turn(_message.Message):
     TEXT_FIELD_NUMBER: _builtins.int
     CITATION_CHUNK_IDS_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
+    TURN_ID_FIELD_NUMBER: _builtins.int
+    FAN_ID_FIELD_NUMBER: _builtins.int
     conversation_id: _builtins.str
     """Conversation the turn belongs to."""
     role: Global___TurnRole.ValueType
     """Who spoke."""
     text: _builtins.str
     """What was said."""
+    turn_id: _builtins.int
+    """The turn's id: increases with every turn stored (output only)."""
+    fan_id: _builtins.str
+    """The fan who took part (output only)."""
     @_builtins.property
     def citation_chunk_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Chunk ids the avatar cited."""
@@ -264,10 +363,12 @@ class Turn(_message.Message):
         text: _builtins.str = ...,
         citation_chunk_ids: _abc.Iterable[_builtins.str] | None = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
+        turn_id: _builtins.int = ...,
+        fan_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["citation_chunk_ids", b"citation_chunk_ids", "conversation_id", b"conversation_id", "created_at", b"created_at", "role", b"role", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["citation_chunk_ids", b"citation_chunk_ids", "conversation_id", b"conversation_id", "created_at", b"created_at", "fan_id", b"fan_id", "role", b"role", "text", b"text", "turn_id", b"turn_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -339,6 +440,7 @@ class ListTurnsRequest(_message.Message):
     FAN_ID_FIELD_NUMBER: _builtins.int
     CONVERSATION_ID_FIELD_NUMBER: _builtins.int
     LIMIT_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     creator_id: _builtins.str
     """The creator."""
     fan_id: _builtins.str
@@ -346,7 +448,9 @@ class ListTurnsRequest(_message.Message):
     conversation_id: _builtins.str
     """Only this conversation (empty = all of the fan's conversations)."""
     limit: _builtins.int
-    """Most recent turns to return (default 20, at most 200)."""
+    """Turns per page (default 20, at most 1000)."""
+    page_token: _builtins.str
+    """Empty for the newest page; else next_page_token of the previous response."""
     def __init__(
         self,
         *,
@@ -354,10 +458,11 @@ class ListTurnsRequest(_message.Message):
         fan_id: _builtins.str = ...,
         conversation_id: _builtins.str = ...,
         limit: _builtins.int = ...,
+        page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation_id", b"conversation_id", "creator_id", b"creator_id", "fan_id", b"fan_id", "limit", b"limit"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation_id", b"conversation_id", "creator_id", b"creator_id", "fan_id", b"fan_id", "limit", b"limit", "page_token", b"page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -365,11 +470,14 @@ Global___ListTurnsRequest: _TypeAlias = ListTurnsRequest  # noqa: Y015
 
 @_typing.final
 class ListTurnsResponse(_message.Message):
-    """Turns, oldest first."""
+    """One page of turns, oldest first."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     TURNS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token for the page of older turns; empty when there are none."""
     @_builtins.property
     def turns(self) -> _containers.RepeatedCompositeFieldContainer[Global___Turn]:
         """The turns."""
@@ -378,14 +486,492 @@ class ListTurnsResponse(_message.Message):
         self,
         *,
         turns: _abc.Iterable[Global___Turn] | None = ...,
+        next_page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["turns", b"turns"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "turns", b"turns"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListTurnsResponse: _TypeAlias = ListTurnsResponse  # noqa: Y015
+
+@_typing.final
+class ListConversationsRequest(_message.Message):
+    """Lists a creator's conversations."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CREATOR_ID_FIELD_NUMBER: _builtins.int
+    FAN_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    creator_id: _builtins.str
+    """The creator."""
+    fan_id: _builtins.str
+    """Only this fan's conversations (empty = every fan's)."""
+    page_size: _builtins.int
+    """Conversations per page (default 20, at most 1000)."""
+    page_token: _builtins.str
+    """Empty for the first page; else next_page_token of the previous response."""
+    def __init__(
+        self,
+        *,
+        creator_id: _builtins.str = ...,
+        fan_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["creator_id", b"creator_id", "fan_id", b"fan_id", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListConversationsRequest: _TypeAlias = ListConversationsRequest  # noqa: Y015
+
+@_typing.final
+class ConversationSummary(_message.Message):
+    """One conversation between a fan and the creator's avatar."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FAN_ID_FIELD_NUMBER: _builtins.int
+    CONVERSATION_ID_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    TURN_COUNT_FIELD_NUMBER: _builtins.int
+    LAST_TURN_AT_FIELD_NUMBER: _builtins.int
+    fan_id: _builtins.str
+    """The fan."""
+    conversation_id: _builtins.str
+    """The conversation id (unique per fan)."""
+    turn_count: _builtins.int
+    """Turns stored in it."""
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp:
+        """When its first turn was stored."""
+
+    @_builtins.property
+    def last_turn_at(self) -> _timestamp_pb2.Timestamp:
+        """When its latest turn was stored."""
+
+    def __init__(
+        self,
+        *,
+        fan_id: _builtins.str = ...,
+        conversation_id: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        turn_count: _builtins.int = ...,
+        last_turn_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "last_turn_at", b"last_turn_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation_id", b"conversation_id", "created_at", b"created_at", "fan_id", b"fan_id", "last_turn_at", b"last_turn_at", "turn_count", b"turn_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ConversationSummary: _TypeAlias = ConversationSummary  # noqa: Y015
+
+@_typing.final
+class ListConversationsResponse(_message.Message):
+    """One page of conversations, most recently started first."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONVERSATIONS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Token for the next page; empty when this is the last."""
+    @_builtins.property
+    def conversations(self) -> _containers.RepeatedCompositeFieldContainer[Global___ConversationSummary]:
+        """The conversations."""
+
+    def __init__(
+        self,
+        *,
+        conversations: _abc.Iterable[Global___ConversationSummary] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversations", b"conversations", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListConversationsResponse: _TypeAlias = ListConversationsResponse  # noqa: Y015
+
+@_typing.final
+class FanFact(_message.Message):
+    """Something a fan told the avatar about themselves."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_FIELD_NUMBER: _builtins.int
+    VALUE_FIELD_NUMBER: _builtins.int
+    EXPLICIT_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    key: _builtins.str
+    """What it is about: "name", "likes", "dislikes", "diet", "allergies", "location", or any key set
+    through PutFanFacts.
+    """
+    value: _builtins.str
+    """The fact, in the fan's words."""
+    explicit: _builtins.bool
+    """True when set through PutFanFacts; false when found in one of the fan's messages."""
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was last set."""
+
+    def __init__(
+        self,
+        *,
+        key: _builtins.str = ...,
+        value: _builtins.str = ...,
+        explicit: _builtins.bool = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["updated_at", b"updated_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["explicit", b"explicit", "key", b"key", "updated_at", b"updated_at", "value", b"value"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FanFact: _TypeAlias = FanFact  # noqa: Y015
+
+@_typing.final
+class GetFanMemoryRequest(_message.Message):
+    """Asks for what the avatar remembers about a fan."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CREATOR_ID_FIELD_NUMBER: _builtins.int
+    FAN_ID_FIELD_NUMBER: _builtins.int
+    RECENT_TURNS_FIELD_NUMBER: _builtins.int
+    creator_id: _builtins.str
+    """The creator."""
+    fan_id: _builtins.str
+    """The fan."""
+    recent_turns: _builtins.int
+    """Latest turns to include verbatim (0 = the service's window, the turns not yet summarised)."""
+    def __init__(
+        self,
+        *,
+        creator_id: _builtins.str = ...,
+        fan_id: _builtins.str = ...,
+        recent_turns: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["creator_id", b"creator_id", "fan_id", b"fan_id", "recent_turns", b"recent_turns"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetFanMemoryRequest: _TypeAlias = GetFanMemoryRequest  # noqa: Y015
+
+@_typing.final
+class GetFanMemoryResponse(_message.Message):
+    """What the avatar remembers about a fan (all empty for a fan it never met or forgot)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FACTS_FIELD_NUMBER: _builtins.int
+    SUMMARY_FIELD_NUMBER: _builtins.int
+    TURNS_SUMMARISED_FIELD_NUMBER: _builtins.int
+    RECENT_TURNS_FIELD_NUMBER: _builtins.int
+    summary: _builtins.str
+    """Rolling summary of the fan's turns older than the recent ones, one line per turn."""
+    turns_summarised: _builtins.int
+    """How many turns the summary covers."""
+    @_builtins.property
+    def facts(self) -> _containers.RepeatedCompositeFieldContainer[Global___FanFact]:
+        """The fan's facts, by key."""
+
+    @_builtins.property
+    def recent_turns(self) -> _containers.RepeatedCompositeFieldContainer[Global___Turn]:
+        """The latest turns, oldest first."""
+
+    def __init__(
+        self,
+        *,
+        facts: _abc.Iterable[Global___FanFact] | None = ...,
+        summary: _builtins.str = ...,
+        turns_summarised: _builtins.int = ...,
+        recent_turns: _abc.Iterable[Global___Turn] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["facts", b"facts", "recent_turns", b"recent_turns", "summary", b"summary", "turns_summarised", b"turns_summarised"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetFanMemoryResponse: _TypeAlias = GetFanMemoryResponse  # noqa: Y015
+
+@_typing.final
+class PutFanFactsRequest(_message.Message):
+    """Sets facts about a fan."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class FactsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    CREATOR_ID_FIELD_NUMBER: _builtins.int
+    FAN_ID_FIELD_NUMBER: _builtins.int
+    FACTS_FIELD_NUMBER: _builtins.int
+    creator_id: _builtins.str
+    """The creator (must exist)."""
+    fan_id: _builtins.str
+    """The fan."""
+    @_builtins.property
+    def facts(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Key ([a-z][a-z0-9_]{0,63}) to value (1-500 characters); replaces earlier values of those keys."""
+
+    def __init__(
+        self,
+        *,
+        creator_id: _builtins.str = ...,
+        fan_id: _builtins.str = ...,
+        facts: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["creator_id", b"creator_id", "facts", b"facts", "fan_id", b"fan_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PutFanFactsRequest: _TypeAlias = PutFanFactsRequest  # noqa: Y015
+
+@_typing.final
+class PutFanFactsResponse(_message.Message):
+    """Acknowledges the facts."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PutFanFactsResponse: _TypeAlias = PutFanFactsResponse  # noqa: Y015
+
+@_typing.final
+class ForgetFanRequest(_message.Message):
+    """Forgets a fan."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CREATOR_ID_FIELD_NUMBER: _builtins.int
+    FAN_ID_FIELD_NUMBER: _builtins.int
+    FACT_KEYS_FIELD_NUMBER: _builtins.int
+    creator_id: _builtins.str
+    """The creator."""
+    fan_id: _builtins.str
+    """The fan."""
+    @_builtins.property
+    def fact_keys(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Only these facts; empty = everything about the fan (turns, conversations, summary, facts)."""
+
+    def __init__(
+        self,
+        *,
+        creator_id: _builtins.str = ...,
+        fan_id: _builtins.str = ...,
+        fact_keys: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["creator_id", b"creator_id", "fact_keys", b"fact_keys", "fan_id", b"fan_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ForgetFanRequest: _TypeAlias = ForgetFanRequest  # noqa: Y015
+
+@_typing.final
+class ForgetFanResponse(_message.Message):
+    """What was forgotten (zeros for a fan the avatar did not know: forgetting is idempotent)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TURNS_DELETED_FIELD_NUMBER: _builtins.int
+    FACTS_DELETED_FIELD_NUMBER: _builtins.int
+    turns_deleted: _builtins.int
+    """Turns deleted."""
+    facts_deleted: _builtins.int
+    """Facts deleted."""
+    def __init__(
+        self,
+        *,
+        turns_deleted: _builtins.int = ...,
+        facts_deleted: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["facts_deleted", b"facts_deleted", "turns_deleted", b"turns_deleted"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ForgetFanResponse: _TypeAlias = ForgetFanResponse  # noqa: Y015
+
+@_typing.final
+class PersonaProfile(_message.Message):
+    """A creator's persona (style) profile."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CREATOR_ID_FIELD_NUMBER: _builtins.int
+    PROFILE_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    UPDATED_AT_FIELD_NUMBER: _builtins.int
+    creator_id: _builtins.str
+    """The creator."""
+    version: _builtins.int
+    """Bumped by every write, from 1."""
+    @_builtins.property
+    def profile(self) -> _struct_pb2.Struct:
+        """The profile as computed by ingest (opaque to memory; numbers come back as doubles)."""
+
+    @_builtins.property
+    def updated_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was last written."""
+
+    def __init__(
+        self,
+        *,
+        creator_id: _builtins.str = ...,
+        profile: _struct_pb2.Struct | None = ...,
+        version: _builtins.int = ...,
+        updated_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["profile", b"profile", "updated_at", b"updated_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["creator_id", b"creator_id", "profile", b"profile", "updated_at", b"updated_at", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PersonaProfile: _TypeAlias = PersonaProfile  # noqa: Y015
+
+@_typing.final
+class GetPersonaProfileRequest(_message.Message):
+    """Asks for a creator's persona profile."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CREATOR_ID_FIELD_NUMBER: _builtins.int
+    creator_id: _builtins.str
+    """The creator."""
+    def __init__(
+        self,
+        *,
+        creator_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["creator_id", b"creator_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPersonaProfileRequest: _TypeAlias = GetPersonaProfileRequest  # noqa: Y015
+
+@_typing.final
+class GetPersonaProfileResponse(_message.Message):
+    """The profile (NOT_FOUND when the creator has none)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROFILE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def profile(self) -> Global___PersonaProfile:
+        """The profile."""
+
+    def __init__(
+        self,
+        *,
+        profile: Global___PersonaProfile | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["profile", b"profile"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["profile", b"profile"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetPersonaProfileResponse: _TypeAlias = GetPersonaProfileResponse  # noqa: Y015
+
+@_typing.final
+class PutPersonaProfileRequest(_message.Message):
+    """Stores a creator's persona profile."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CREATOR_ID_FIELD_NUMBER: _builtins.int
+    PROFILE_FIELD_NUMBER: _builtins.int
+    EXPECTED_VERSION_FIELD_NUMBER: _builtins.int
+    creator_id: _builtins.str
+    """The creator (created if new)."""
+    expected_version: _builtins.int
+    """0 writes unconditionally; otherwise the stored version must be this one (else ABORTED)."""
+    @_builtins.property
+    def profile(self) -> _struct_pb2.Struct:
+        """The profile, at most 256 KiB as JSON."""
+
+    def __init__(
+        self,
+        *,
+        creator_id: _builtins.str = ...,
+        profile: _struct_pb2.Struct | None = ...,
+        expected_version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["profile", b"profile"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["creator_id", b"creator_id", "expected_version", b"expected_version", "profile", b"profile"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PutPersonaProfileRequest: _TypeAlias = PutPersonaProfileRequest  # noqa: Y015
+
+@_typing.final
+class PutPersonaProfileResponse(_message.Message):
+    """The stored profile."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROFILE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def profile(self) -> Global___PersonaProfile:
+        """The profile with its new version."""
+
+    def __init__(
+        self,
+        *,
+        profile: Global___PersonaProfile | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["profile", b"profile"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["profile", b"profile"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PutPersonaProfileResponse: _TypeAlias = PutPersonaProfileResponse  # noqa: Y015
 
 @_typing.final
 class DeleteSourceRequest(_message.Message):

@@ -55,6 +55,36 @@ class MemoryServiceStub:
                 request_serializer=avatar_dot_v1_dot_memory__service__pb2.ListTurnsRequest.SerializeToString,
                 response_deserializer=avatar_dot_v1_dot_memory__service__pb2.ListTurnsResponse.FromString,
                 _registered_method=True)
+        self.ListConversations = channel.unary_unary(
+                '/avatar.v1.MemoryService/ListConversations',
+                request_serializer=avatar_dot_v1_dot_memory__service__pb2.ListConversationsRequest.SerializeToString,
+                response_deserializer=avatar_dot_v1_dot_memory__service__pb2.ListConversationsResponse.FromString,
+                _registered_method=True)
+        self.GetFanMemory = channel.unary_unary(
+                '/avatar.v1.MemoryService/GetFanMemory',
+                request_serializer=avatar_dot_v1_dot_memory__service__pb2.GetFanMemoryRequest.SerializeToString,
+                response_deserializer=avatar_dot_v1_dot_memory__service__pb2.GetFanMemoryResponse.FromString,
+                _registered_method=True)
+        self.PutFanFacts = channel.unary_unary(
+                '/avatar.v1.MemoryService/PutFanFacts',
+                request_serializer=avatar_dot_v1_dot_memory__service__pb2.PutFanFactsRequest.SerializeToString,
+                response_deserializer=avatar_dot_v1_dot_memory__service__pb2.PutFanFactsResponse.FromString,
+                _registered_method=True)
+        self.ForgetFan = channel.unary_unary(
+                '/avatar.v1.MemoryService/ForgetFan',
+                request_serializer=avatar_dot_v1_dot_memory__service__pb2.ForgetFanRequest.SerializeToString,
+                response_deserializer=avatar_dot_v1_dot_memory__service__pb2.ForgetFanResponse.FromString,
+                _registered_method=True)
+        self.GetPersonaProfile = channel.unary_unary(
+                '/avatar.v1.MemoryService/GetPersonaProfile',
+                request_serializer=avatar_dot_v1_dot_memory__service__pb2.GetPersonaProfileRequest.SerializeToString,
+                response_deserializer=avatar_dot_v1_dot_memory__service__pb2.GetPersonaProfileResponse.FromString,
+                _registered_method=True)
+        self.PutPersonaProfile = channel.unary_unary(
+                '/avatar.v1.MemoryService/PutPersonaProfile',
+                request_serializer=avatar_dot_v1_dot_memory__service__pb2.PutPersonaProfileRequest.SerializeToString,
+                response_deserializer=avatar_dot_v1_dot_memory__service__pb2.PutPersonaProfileResponse.FromString,
+                _registered_method=True)
         self.DeleteSource = channel.unary_unary(
                 '/avatar.v1.MemoryService/DeleteSource',
                 request_serializer=avatar_dot_v1_dot_memory__service__pb2.DeleteSourceRequest.SerializeToString,
@@ -84,21 +114,64 @@ class MemoryServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Search(self, request, context):
-        """Finds the creator's content most relevant to a query.
+        """Finds the creator's content most relevant to a query: vector and full-text search fused by
+        reciprocal rank fusion, filtered, and thresholded so that "nothing relevant" is an empty answer.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def AppendTurn(self, request, context):
-        """Records one turn of a fan's conversation.
+        """Records one turn of a fan's conversation (and updates the fan's memory from it).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ListTurns(self, request, context):
-        """Lists a fan's earlier turns with a creator.
+        """Lists a fan's earlier turns with a creator, newest page first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListConversations(self, request, context):
+        """Lists a creator's conversations (all fans or one), most recently started first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetFanMemory(self, request, context):
+        """Returns what the avatar remembers about a fan: facts, rolling summary, latest turns.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PutFanFacts(self, request, context):
+        """Sets facts about a fan explicitly.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ForgetFan(self, request, context):
+        """Forgets a fan entirely (turns, conversations, summary, facts), or only some facts.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetPersonaProfile(self, request, context):
+        """Returns the creator's persona (style) profile.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PutPersonaProfile(self, request, context):
+        """Stores the creator's persona (style) profile, as computed by ingest.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -147,6 +220,36 @@ def add_MemoryServiceServicer_to_server(servicer, server):
                     servicer.ListTurns,
                     request_deserializer=avatar_dot_v1_dot_memory__service__pb2.ListTurnsRequest.FromString,
                     response_serializer=avatar_dot_v1_dot_memory__service__pb2.ListTurnsResponse.SerializeToString,
+            ),
+            'ListConversations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListConversations,
+                    request_deserializer=avatar_dot_v1_dot_memory__service__pb2.ListConversationsRequest.FromString,
+                    response_serializer=avatar_dot_v1_dot_memory__service__pb2.ListConversationsResponse.SerializeToString,
+            ),
+            'GetFanMemory': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetFanMemory,
+                    request_deserializer=avatar_dot_v1_dot_memory__service__pb2.GetFanMemoryRequest.FromString,
+                    response_serializer=avatar_dot_v1_dot_memory__service__pb2.GetFanMemoryResponse.SerializeToString,
+            ),
+            'PutFanFacts': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutFanFacts,
+                    request_deserializer=avatar_dot_v1_dot_memory__service__pb2.PutFanFactsRequest.FromString,
+                    response_serializer=avatar_dot_v1_dot_memory__service__pb2.PutFanFactsResponse.SerializeToString,
+            ),
+            'ForgetFan': grpc.unary_unary_rpc_method_handler(
+                    servicer.ForgetFan,
+                    request_deserializer=avatar_dot_v1_dot_memory__service__pb2.ForgetFanRequest.FromString,
+                    response_serializer=avatar_dot_v1_dot_memory__service__pb2.ForgetFanResponse.SerializeToString,
+            ),
+            'GetPersonaProfile': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetPersonaProfile,
+                    request_deserializer=avatar_dot_v1_dot_memory__service__pb2.GetPersonaProfileRequest.FromString,
+                    response_serializer=avatar_dot_v1_dot_memory__service__pb2.GetPersonaProfileResponse.SerializeToString,
+            ),
+            'PutPersonaProfile': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutPersonaProfile,
+                    request_deserializer=avatar_dot_v1_dot_memory__service__pb2.PutPersonaProfileRequest.FromString,
+                    response_serializer=avatar_dot_v1_dot_memory__service__pb2.PutPersonaProfileResponse.SerializeToString,
             ),
             'DeleteSource': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteSource,
@@ -273,6 +376,168 @@ class MemoryService:
             '/avatar.v1.MemoryService/ListTurns',
             avatar_dot_v1_dot_memory__service__pb2.ListTurnsRequest.SerializeToString,
             avatar_dot_v1_dot_memory__service__pb2.ListTurnsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListConversations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/avatar.v1.MemoryService/ListConversations',
+            avatar_dot_v1_dot_memory__service__pb2.ListConversationsRequest.SerializeToString,
+            avatar_dot_v1_dot_memory__service__pb2.ListConversationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetFanMemory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/avatar.v1.MemoryService/GetFanMemory',
+            avatar_dot_v1_dot_memory__service__pb2.GetFanMemoryRequest.SerializeToString,
+            avatar_dot_v1_dot_memory__service__pb2.GetFanMemoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutFanFacts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/avatar.v1.MemoryService/PutFanFacts',
+            avatar_dot_v1_dot_memory__service__pb2.PutFanFactsRequest.SerializeToString,
+            avatar_dot_v1_dot_memory__service__pb2.PutFanFactsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ForgetFan(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/avatar.v1.MemoryService/ForgetFan',
+            avatar_dot_v1_dot_memory__service__pb2.ForgetFanRequest.SerializeToString,
+            avatar_dot_v1_dot_memory__service__pb2.ForgetFanResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetPersonaProfile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/avatar.v1.MemoryService/GetPersonaProfile',
+            avatar_dot_v1_dot_memory__service__pb2.GetPersonaProfileRequest.SerializeToString,
+            avatar_dot_v1_dot_memory__service__pb2.GetPersonaProfileResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutPersonaProfile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/avatar.v1.MemoryService/PutPersonaProfile',
+            avatar_dot_v1_dot_memory__service__pb2.PutPersonaProfileRequest.SerializeToString,
+            avatar_dot_v1_dot_memory__service__pb2.PutPersonaProfileResponse.FromString,
             options,
             channel_credentials,
             insecure,

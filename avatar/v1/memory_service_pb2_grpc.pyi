@@ -36,11 +36,25 @@ class MemoryServiceStub:
     WriteChunks: _grpc.UnaryUnaryMultiCallable[_memory_service_pb2.WriteChunksRequest, _memory_service_pb2.WriteChunksResponse]
     """Stores embedded chunks of a creator's content; idempotent by content hash."""
     Search: _grpc.UnaryUnaryMultiCallable[_memory_service_pb2.SearchRequest, _memory_service_pb2.SearchResponse]
-    """Finds the creator's content most relevant to a query."""
+    """Finds the creator's content most relevant to a query: vector and full-text search fused by
+    reciprocal rank fusion, filtered, and thresholded so that "nothing relevant" is an empty answer.
+    """
     AppendTurn: _grpc.UnaryUnaryMultiCallable[_memory_service_pb2.AppendTurnRequest, _memory_service_pb2.AppendTurnResponse]
-    """Records one turn of a fan's conversation."""
+    """Records one turn of a fan's conversation (and updates the fan's memory from it)."""
     ListTurns: _grpc.UnaryUnaryMultiCallable[_memory_service_pb2.ListTurnsRequest, _memory_service_pb2.ListTurnsResponse]
-    """Lists a fan's earlier turns with a creator."""
+    """Lists a fan's earlier turns with a creator, newest page first."""
+    ListConversations: _grpc.UnaryUnaryMultiCallable[_memory_service_pb2.ListConversationsRequest, _memory_service_pb2.ListConversationsResponse]
+    """Lists a creator's conversations (all fans or one), most recently started first."""
+    GetFanMemory: _grpc.UnaryUnaryMultiCallable[_memory_service_pb2.GetFanMemoryRequest, _memory_service_pb2.GetFanMemoryResponse]
+    """Returns what the avatar remembers about a fan: facts, rolling summary, latest turns."""
+    PutFanFacts: _grpc.UnaryUnaryMultiCallable[_memory_service_pb2.PutFanFactsRequest, _memory_service_pb2.PutFanFactsResponse]
+    """Sets facts about a fan explicitly."""
+    ForgetFan: _grpc.UnaryUnaryMultiCallable[_memory_service_pb2.ForgetFanRequest, _memory_service_pb2.ForgetFanResponse]
+    """Forgets a fan entirely (turns, conversations, summary, facts), or only some facts."""
+    GetPersonaProfile: _grpc.UnaryUnaryMultiCallable[_memory_service_pb2.GetPersonaProfileRequest, _memory_service_pb2.GetPersonaProfileResponse]
+    """Returns the creator's persona (style) profile."""
+    PutPersonaProfile: _grpc.UnaryUnaryMultiCallable[_memory_service_pb2.PutPersonaProfileRequest, _memory_service_pb2.PutPersonaProfileResponse]
+    """Stores the creator's persona (style) profile, as computed by ingest."""
     DeleteSource: _grpc.UnaryUnaryMultiCallable[_memory_service_pb2.DeleteSourceRequest, _memory_service_pb2.DeleteSourceResponse]
     """Removes one source item and everything derived from it."""
     DeleteCreator: _grpc.UnaryUnaryMultiCallable[_memory_service_pb2.DeleteCreatorRequest, _memory_service_pb2.DeleteCreatorResponse]
@@ -56,11 +70,25 @@ class MemoryServiceAsyncStub(MemoryServiceStub):
     WriteChunks: _aio.UnaryUnaryMultiCallable[_memory_service_pb2.WriteChunksRequest, _memory_service_pb2.WriteChunksResponse]  # type: ignore[assignment]
     """Stores embedded chunks of a creator's content; idempotent by content hash."""
     Search: _aio.UnaryUnaryMultiCallable[_memory_service_pb2.SearchRequest, _memory_service_pb2.SearchResponse]  # type: ignore[assignment]
-    """Finds the creator's content most relevant to a query."""
+    """Finds the creator's content most relevant to a query: vector and full-text search fused by
+    reciprocal rank fusion, filtered, and thresholded so that "nothing relevant" is an empty answer.
+    """
     AppendTurn: _aio.UnaryUnaryMultiCallable[_memory_service_pb2.AppendTurnRequest, _memory_service_pb2.AppendTurnResponse]  # type: ignore[assignment]
-    """Records one turn of a fan's conversation."""
+    """Records one turn of a fan's conversation (and updates the fan's memory from it)."""
     ListTurns: _aio.UnaryUnaryMultiCallable[_memory_service_pb2.ListTurnsRequest, _memory_service_pb2.ListTurnsResponse]  # type: ignore[assignment]
-    """Lists a fan's earlier turns with a creator."""
+    """Lists a fan's earlier turns with a creator, newest page first."""
+    ListConversations: _aio.UnaryUnaryMultiCallable[_memory_service_pb2.ListConversationsRequest, _memory_service_pb2.ListConversationsResponse]  # type: ignore[assignment]
+    """Lists a creator's conversations (all fans or one), most recently started first."""
+    GetFanMemory: _aio.UnaryUnaryMultiCallable[_memory_service_pb2.GetFanMemoryRequest, _memory_service_pb2.GetFanMemoryResponse]  # type: ignore[assignment]
+    """Returns what the avatar remembers about a fan: facts, rolling summary, latest turns."""
+    PutFanFacts: _aio.UnaryUnaryMultiCallable[_memory_service_pb2.PutFanFactsRequest, _memory_service_pb2.PutFanFactsResponse]  # type: ignore[assignment]
+    """Sets facts about a fan explicitly."""
+    ForgetFan: _aio.UnaryUnaryMultiCallable[_memory_service_pb2.ForgetFanRequest, _memory_service_pb2.ForgetFanResponse]  # type: ignore[assignment]
+    """Forgets a fan entirely (turns, conversations, summary, facts), or only some facts."""
+    GetPersonaProfile: _aio.UnaryUnaryMultiCallable[_memory_service_pb2.GetPersonaProfileRequest, _memory_service_pb2.GetPersonaProfileResponse]  # type: ignore[assignment]
+    """Returns the creator's persona (style) profile."""
+    PutPersonaProfile: _aio.UnaryUnaryMultiCallable[_memory_service_pb2.PutPersonaProfileRequest, _memory_service_pb2.PutPersonaProfileResponse]  # type: ignore[assignment]
+    """Stores the creator's persona (style) profile, as computed by ingest."""
     DeleteSource: _aio.UnaryUnaryMultiCallable[_memory_service_pb2.DeleteSourceRequest, _memory_service_pb2.DeleteSourceResponse]  # type: ignore[assignment]
     """Removes one source item and everything derived from it."""
     DeleteCreator: _aio.UnaryUnaryMultiCallable[_memory_service_pb2.DeleteCreatorRequest, _memory_service_pb2.DeleteCreatorResponse]  # type: ignore[assignment]
@@ -85,7 +113,9 @@ class MemoryServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _memory_service_pb2.SearchRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_memory_service_pb2.SearchResponse, _abc.Awaitable[_memory_service_pb2.SearchResponse]]:
-        """Finds the creator's content most relevant to a query."""
+        """Finds the creator's content most relevant to a query: vector and full-text search fused by
+        reciprocal rank fusion, filtered, and thresholded so that "nothing relevant" is an empty answer.
+        """
 
     @_abc_1.abstractmethod
     def AppendTurn(
@@ -93,7 +123,7 @@ class MemoryServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _memory_service_pb2.AppendTurnRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_memory_service_pb2.AppendTurnResponse, _abc.Awaitable[_memory_service_pb2.AppendTurnResponse]]:
-        """Records one turn of a fan's conversation."""
+        """Records one turn of a fan's conversation (and updates the fan's memory from it)."""
 
     @_abc_1.abstractmethod
     def ListTurns(
@@ -101,7 +131,55 @@ class MemoryServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _memory_service_pb2.ListTurnsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_memory_service_pb2.ListTurnsResponse, _abc.Awaitable[_memory_service_pb2.ListTurnsResponse]]:
-        """Lists a fan's earlier turns with a creator."""
+        """Lists a fan's earlier turns with a creator, newest page first."""
+
+    @_abc_1.abstractmethod
+    def ListConversations(
+        self,
+        request: _memory_service_pb2.ListConversationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_memory_service_pb2.ListConversationsResponse, _abc.Awaitable[_memory_service_pb2.ListConversationsResponse]]:
+        """Lists a creator's conversations (all fans or one), most recently started first."""
+
+    @_abc_1.abstractmethod
+    def GetFanMemory(
+        self,
+        request: _memory_service_pb2.GetFanMemoryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_memory_service_pb2.GetFanMemoryResponse, _abc.Awaitable[_memory_service_pb2.GetFanMemoryResponse]]:
+        """Returns what the avatar remembers about a fan: facts, rolling summary, latest turns."""
+
+    @_abc_1.abstractmethod
+    def PutFanFacts(
+        self,
+        request: _memory_service_pb2.PutFanFactsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_memory_service_pb2.PutFanFactsResponse, _abc.Awaitable[_memory_service_pb2.PutFanFactsResponse]]:
+        """Sets facts about a fan explicitly."""
+
+    @_abc_1.abstractmethod
+    def ForgetFan(
+        self,
+        request: _memory_service_pb2.ForgetFanRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_memory_service_pb2.ForgetFanResponse, _abc.Awaitable[_memory_service_pb2.ForgetFanResponse]]:
+        """Forgets a fan entirely (turns, conversations, summary, facts), or only some facts."""
+
+    @_abc_1.abstractmethod
+    def GetPersonaProfile(
+        self,
+        request: _memory_service_pb2.GetPersonaProfileRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_memory_service_pb2.GetPersonaProfileResponse, _abc.Awaitable[_memory_service_pb2.GetPersonaProfileResponse]]:
+        """Returns the creator's persona (style) profile."""
+
+    @_abc_1.abstractmethod
+    def PutPersonaProfile(
+        self,
+        request: _memory_service_pb2.PutPersonaProfileRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_memory_service_pb2.PutPersonaProfileResponse, _abc.Awaitable[_memory_service_pb2.PutPersonaProfileResponse]]:
+        """Stores the creator's persona (style) profile, as computed by ingest."""
 
     @_abc_1.abstractmethod
     def DeleteSource(

@@ -7,6 +7,7 @@ from avatar.v1 import types_pb2 as _types_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
@@ -19,6 +20,42 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _Commitment:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CommitmentEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Commitment.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    COMMITMENT_UNSPECIFIED: _Commitment.ValueType  # 0
+    """Not set; rejected."""
+    COMMITMENT_GIVEAWAYS: _Commitment.ValueType  # 1
+    """Giveaways and free items."""
+    COMMITMENT_MONEY: _Commitment.ValueType  # 2
+    """Money and payments."""
+    COMMITMENT_MEETINGS: _Commitment.ValueType  # 3
+    """Meetings in person, calls, visits."""
+    COMMITMENT_CONTACT: _Commitment.ValueType  # 4
+    """Contact details (phone, e-mail, address, private handles)."""
+    COMMITMENT_ADVICE: _Commitment.ValueType  # 5
+    """Medical, legal or financial advice."""
+
+class Commitment(_Commitment, metaclass=_CommitmentEnumTypeWrapper):
+    """Kinds of promise the avatar must never make for the creator."""
+
+COMMITMENT_UNSPECIFIED: Commitment.ValueType  # 0
+"""Not set; rejected."""
+COMMITMENT_GIVEAWAYS: Commitment.ValueType  # 1
+"""Giveaways and free items."""
+COMMITMENT_MONEY: Commitment.ValueType  # 2
+"""Money and payments."""
+COMMITMENT_MEETINGS: Commitment.ValueType  # 3
+"""Meetings in person, calls, visits."""
+COMMITMENT_CONTACT: Commitment.ValueType  # 4
+"""Contact details (phone, e-mail, address, private handles)."""
+COMMITMENT_ADVICE: Commitment.ValueType  # 5
+"""Medical, legal or financial advice."""
+Global___Commitment: _TypeAlias = Commitment  # noqa: Y015
 
 class _Autonomy:
     ValueType = _typing.NewType("ValueType", _builtins.int)
@@ -75,6 +112,216 @@ DISCLOSURE_MODE_ALWAYS: DisclosureMode.ValueType  # 2
 DISCLOSURE_MODE_AFTER_GAP: DisclosureMode.ValueType  # 3
 """On the first reply and after a gap."""
 Global___DisclosureMode: _TypeAlias = DisclosureMode  # noqa: Y015
+
+class _DraftStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DraftStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DraftStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DRAFT_STATUS_UNSPECIFIED: _DraftStatus.ValueType  # 0
+    """Not set (in filters: any status)."""
+    DRAFT_STATUS_PENDING: _DraftStatus.ValueType  # 1
+    """Waiting for the creator."""
+    DRAFT_STATUS_APPROVED: _DraftStatus.ValueType  # 2
+    """Approved; the fan gets the final text."""
+    DRAFT_STATUS_REJECTED: _DraftStatus.ValueType  # 3
+    """Rejected; the fan gets nothing."""
+
+class DraftStatus(_DraftStatus, metaclass=_DraftStatusEnumTypeWrapper):
+    """Where a held reply stands."""
+
+DRAFT_STATUS_UNSPECIFIED: DraftStatus.ValueType  # 0
+"""Not set (in filters: any status)."""
+DRAFT_STATUS_PENDING: DraftStatus.ValueType  # 1
+"""Waiting for the creator."""
+DRAFT_STATUS_APPROVED: DraftStatus.ValueType  # 2
+"""Approved; the fan gets the final text."""
+DRAFT_STATUS_REJECTED: DraftStatus.ValueType  # 3
+"""Rejected; the fan gets nothing."""
+Global___DraftStatus: _TypeAlias = DraftStatus  # noqa: Y015
+
+class _TurnOutcome:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _TurnOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TurnOutcome.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    TURN_OUTCOME_UNSPECIFIED: _TurnOutcome.ValueType  # 0
+    """Not set; rejected."""
+    TURN_OUTCOME_ANSWERED: _TurnOutcome.ValueType  # 1
+    """A reply was generated and released."""
+    TURN_OUTCOME_REFUSED: _TurnOutcome.ValueType  # 2
+    """Refused by the creator's controls."""
+    TURN_OUTCOME_HELD: _TurnOutcome.ValueType  # 3
+    """Held for approval."""
+    TURN_OUTCOME_PAUSED: _TurnOutcome.ValueType  # 4
+    """The avatar was paused."""
+
+class TurnOutcome(_TurnOutcome, metaclass=_TurnOutcomeEnumTypeWrapper):
+    """How a turn ended."""
+
+TURN_OUTCOME_UNSPECIFIED: TurnOutcome.ValueType  # 0
+"""Not set; rejected."""
+TURN_OUTCOME_ANSWERED: TurnOutcome.ValueType  # 1
+"""A reply was generated and released."""
+TURN_OUTCOME_REFUSED: TurnOutcome.ValueType  # 2
+"""Refused by the creator's controls."""
+TURN_OUTCOME_HELD: TurnOutcome.ValueType  # 3
+"""Held for approval."""
+TURN_OUTCOME_PAUSED: TurnOutcome.ValueType  # 4
+"""The avatar was paused."""
+Global___TurnOutcome: _TypeAlias = TurnOutcome  # noqa: Y015
+
+@_typing.final
+class CommitmentRules(_message.Message):
+    """Forbidden commitments."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KINDS_FIELD_NUMBER: _builtins.int
+    CUSTOM_FIELD_NUMBER: _builtins.int
+    REPLY_FIELD_NUMBER: _builtins.int
+    reply: _builtins.str
+    """What replaces a sentence that makes such a promise (empty = the default wording)."""
+    @_builtins.property
+    def kinds(self) -> _containers.RepeatedScalarFieldContainer[Global___Commitment.ValueType]:
+        """The kinds forbidden (an empty list forbids none)."""
+
+    @_builtins.property
+    def custom(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The creator's own phrases for promises the avatar must never make."""
+
+    def __init__(
+        self,
+        *,
+        kinds: _abc.Iterable[Global___Commitment.ValueType] | None = ...,
+        custom: _abc.Iterable[_builtins.str] | None = ...,
+        reply: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["custom", b"custom", "kinds", b"kinds", "reply", b"reply"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CommitmentRules: _TypeAlias = CommitmentRules  # noqa: Y015
+
+@_typing.final
+class CallToAction(_message.Message):
+    """A business goal the avatar may point fans to (a shop, a newsletter)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    URL_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Its name as the avatar would say it, e.g. "newsletter"."""
+    url: _builtins.str
+    """Its https URL; links to it (and below it) are allowed."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        url: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name", "url", b"url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CallToAction: _TypeAlias = CallToAction  # noqa: Y015
+
+@_typing.final
+class RateLimit(_message.Message):
+    """A token bucket."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PER_MINUTE_FIELD_NUMBER: _builtins.int
+    BURST_FIELD_NUMBER: _builtins.int
+    per_minute: _builtins.int
+    """Sustained messages per minute (0 = unlimited)."""
+    burst: _builtins.int
+    """Messages that may arrive back to back (at least 1)."""
+    def __init__(
+        self,
+        *,
+        per_minute: _builtins.int = ...,
+        burst: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["burst", b"burst", "per_minute", b"per_minute"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RateLimit: _TypeAlias = RateLimit  # noqa: Y015
+
+@_typing.final
+class RateLimits(_message.Message):
+    """Per-fan and per-creator rate limits."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FAN_FIELD_NUMBER: _builtins.int
+    CREATOR_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def fan(self) -> Global___RateLimit:
+        """Each fan's bucket (unset = default 20/min, burst 10)."""
+
+    @_builtins.property
+    def creator(self) -> Global___RateLimit:
+        """The creator's bucket, all fans together (unset = default 600/min, burst 200)."""
+
+    def __init__(
+        self,
+        *,
+        fan: Global___RateLimit | None = ...,
+        creator: Global___RateLimit | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["creator", b"creator", "fan", b"fan"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["creator", b"creator", "fan", b"fan"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RateLimits: _TypeAlias = RateLimits  # noqa: Y015
+
+@_typing.final
+class QuietHours(_message.Message):
+    """A daily window without replies."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    START_MINUTE_FIELD_NUMBER: _builtins.int
+    END_MINUTE_FIELD_NUMBER: _builtins.int
+    TIME_ZONE_FIELD_NUMBER: _builtins.int
+    REPLY_FIELD_NUMBER: _builtins.int
+    start_minute: _builtins.int
+    """Minute of the day it starts (0-1439), in time_zone."""
+    end_minute: _builtins.int
+    """Minute of the day it ends, exclusive (may be before start: the window crosses midnight)."""
+    time_zone: _builtins.str
+    """IANA time zone, e.g. "Europe/Rome" (empty = UTC)."""
+    reply: _builtins.str
+    """What fans are told (empty = the default wording)."""
+    def __init__(
+        self,
+        *,
+        start_minute: _builtins.int = ...,
+        end_minute: _builtins.int = ...,
+        time_zone: _builtins.str = ...,
+        reply: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end_minute", b"end_minute", "reply", b"reply", "start_minute", b"start_minute", "time_zone", b"time_zone"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___QuietHours: _TypeAlias = QuietHours  # noqa: Y015
 
 @_typing.final
 class BlockedTopic(_message.Message):
@@ -134,6 +381,16 @@ class Controls(_message.Message):
     NEVER_CLAIM_FIELD_NUMBER: _builtins.int
     STATED_FACTS_FIELD_NUMBER: _builtins.int
     ALLOWED_LINK_DOMAINS_FIELD_NUMBER: _builtins.int
+    COMMITMENTS_FIELD_NUMBER: _builtins.int
+    CALLS_TO_ACTION_FIELD_NUMBER: _builtins.int
+    GROUNDING_FIELD_NUMBER: _builtins.int
+    INJECTION_REPLY_FIELD_NUMBER: _builtins.int
+    RATE_LIMITS_FIELD_NUMBER: _builtins.int
+    QUIET_HOURS_FIELD_NUMBER: _builtins.int
+    MIN_FAN_AGE_FIELD_NUMBER: _builtins.int
+    REQUIRE_VERIFIED_AGE_FIELD_NUMBER: _builtins.int
+    AGE_REPLY_FIELD_NUMBER: _builtins.int
+    AUDIT_RETENTION_DAYS_FIELD_NUMBER: _builtins.int
     creator_id: _builtins.str
     """The creator."""
     version: _builtins.int
@@ -146,6 +403,18 @@ class Controls(_message.Message):
     """Minutes of silence after which AFTER_GAP shows it again."""
     autonomy: Global___Autonomy.ValueType
     """Autonomy mode."""
+    grounding: _builtins.bool
+    """Whether first-person factual claims must be supported by the creator's content (unset = true)."""
+    injection_reply: _builtins.str
+    """The reply to prompt-injection and jailbreak attempts (empty = the default wording)."""
+    min_fan_age: _builtins.int
+    """Youngest fan the avatar talks to (0 = no age gate)."""
+    require_verified_age: _builtins.bool
+    """Only ages verified by the fan app pass the age gate."""
+    age_reply: _builtins.str
+    """What fans who fail the age gate are told (empty = the default wording)."""
+    audit_retention_days: _builtins.int
+    """Days audit records are kept (0 = default 90; at most 3650)."""
     @_builtins.property
     def blocked_topics(self) -> _containers.RepeatedCompositeFieldContainer[Global___BlockedTopic]:
         """Topics to avoid."""
@@ -162,6 +431,22 @@ class Controls(_message.Message):
     def allowed_link_domains(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Domains links may point to."""
 
+    @_builtins.property
+    def commitments(self) -> Global___CommitmentRules:
+        """Forbidden commitments (unset = every kind forbidden, the default)."""
+
+    @_builtins.property
+    def calls_to_action(self) -> _containers.RepeatedCompositeFieldContainer[Global___CallToAction]:
+        """The only calls to action the avatar may make."""
+
+    @_builtins.property
+    def rate_limits(self) -> Global___RateLimits:
+        """Rate limits (unset = defaults)."""
+
+    @_builtins.property
+    def quiet_hours(self) -> Global___QuietHours:
+        """Quiet hours (unset = none)."""
+
     def __init__(
         self,
         *,
@@ -175,12 +460,24 @@ class Controls(_message.Message):
         never_claim: _abc.Iterable[_builtins.str] | None = ...,
         stated_facts: _abc.Iterable[_builtins.str] | None = ...,
         allowed_link_domains: _abc.Iterable[_builtins.str] | None = ...,
+        commitments: Global___CommitmentRules | None = ...,
+        calls_to_action: _abc.Iterable[Global___CallToAction] | None = ...,
+        grounding: _builtins.bool | None = ...,
+        injection_reply: _builtins.str = ...,
+        rate_limits: Global___RateLimits | None = ...,
+        quiet_hours: Global___QuietHours | None = ...,
+        min_fan_age: _builtins.int = ...,
+        require_verified_age: _builtins.bool = ...,
+        age_reply: _builtins.str = ...,
+        audit_retention_days: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_grounding", b"_grounding", "commitments", b"commitments", "grounding", b"grounding", "quiet_hours", b"quiet_hours", "rate_limits", b"rate_limits"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed_link_domains", b"allowed_link_domains", "autonomy", b"autonomy", "blocked_topics", b"blocked_topics", "creator_id", b"creator_id", "disclosure_gap_minutes", b"disclosure_gap_minutes", "disclosure_mode", b"disclosure_mode", "disclosure_text", b"disclosure_text", "never_claim", b"never_claim", "stated_facts", b"stated_facts", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_grounding", b"_grounding", "age_reply", b"age_reply", "allowed_link_domains", b"allowed_link_domains", "audit_retention_days", b"audit_retention_days", "autonomy", b"autonomy", "blocked_topics", b"blocked_topics", "calls_to_action", b"calls_to_action", "commitments", b"commitments", "creator_id", b"creator_id", "disclosure_gap_minutes", b"disclosure_gap_minutes", "disclosure_mode", b"disclosure_mode", "disclosure_text", b"disclosure_text", "grounding", b"grounding", "injection_reply", b"injection_reply", "min_fan_age", b"min_fan_age", "never_claim", b"never_claim", "quiet_hours", b"quiet_hours", "rate_limits", b"rate_limits", "require_verified_age", b"require_verified_age", "stated_facts", b"stated_facts", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__grounding: _TypeAlias = _typing.Literal["grounding"]  # noqa: Y015
+    _WhichOneofArgType__grounding: _TypeAlias = _typing.Literal["_grounding", b"_grounding"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__grounding) -> _WhichOneofReturnType__grounding | None: ...
 
 Global___Controls: _TypeAlias = Controls  # noqa: Y015
 
@@ -295,6 +592,8 @@ class CheckInputRequest(_message.Message):
     MESSAGE_FIELD_NUMBER: _builtins.int
     PRIOR_TURNS_FIELD_NUMBER: _builtins.int
     MINUTES_SINCE_LAST_TURN_FIELD_NUMBER: _builtins.int
+    FAN_AGE_FIELD_NUMBER: _builtins.int
+    FAN_AGE_VERIFIED_FIELD_NUMBER: _builtins.int
     creator_id: _builtins.str
     """The creator."""
     fan_id: _builtins.str
@@ -305,6 +604,10 @@ class CheckInputRequest(_message.Message):
     """Earlier turns in this conversation (0 = this is the first message)."""
     minutes_since_last_turn: _builtins.float
     """Minutes since the previous turn of this conversation (ignored when prior_turns is 0)."""
+    fan_age: _builtins.int
+    """The fan's age as declared by the fan or verified by the fan app (unset = unknown)."""
+    fan_age_verified: _builtins.bool
+    """True when the fan app verified fan_age."""
     def __init__(
         self,
         *,
@@ -313,12 +616,16 @@ class CheckInputRequest(_message.Message):
         message: _builtins.str = ...,
         prior_turns: _builtins.int = ...,
         minutes_since_last_turn: _builtins.float = ...,
+        fan_age: _builtins.int | None = ...,
+        fan_age_verified: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_fan_age", b"_fan_age", "fan_age", b"fan_age"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["creator_id", b"creator_id", "fan_id", b"fan_id", "message", b"message", "minutes_since_last_turn", b"minutes_since_last_turn", "prior_turns", b"prior_turns"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_fan_age", b"_fan_age", "creator_id", b"creator_id", "fan_age", b"fan_age", "fan_age_verified", b"fan_age_verified", "fan_id", b"fan_id", "message", b"message", "minutes_since_last_turn", b"minutes_since_last_turn", "prior_turns", b"prior_turns"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__fan_age: _TypeAlias = _typing.Literal["fan_age"]  # noqa: Y015
+    _WhichOneofArgType__fan_age: _TypeAlias = _typing.Literal["_fan_age", b"_fan_age"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__fan_age) -> _WhichOneofReturnType__fan_age | None: ...
 
 Global___CheckInputRequest: _TypeAlias = CheckInputRequest  # noqa: Y015
 
@@ -409,3 +716,787 @@ class CheckOutputResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CheckOutputResponse: _TypeAlias = CheckOutputResponse  # noqa: Y015
+
+@_typing.final
+class EvidenceRef(_message.Message):
+    """A retrieved span of creator content a turn relied on."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHUNK_ID_FIELD_NUMBER: _builtins.int
+    QUOTE_FIELD_NUMBER: _builtins.int
+    SCORE_FIELD_NUMBER: _builtins.int
+    chunk_id: _builtins.str
+    """The chunk id in memory."""
+    quote: _builtins.str
+    """Its text."""
+    score: _builtins.float
+    """Retrieval score."""
+    def __init__(
+        self,
+        *,
+        chunk_id: _builtins.str = ...,
+        quote: _builtins.str = ...,
+        score: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chunk_id", b"chunk_id", "quote", b"quote", "score", b"score"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EvidenceRef: _TypeAlias = EvidenceRef  # noqa: Y015
+
+@_typing.final
+class Draft(_message.Message):
+    """A reply held for the creator's approval."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DRAFT_ID_FIELD_NUMBER: _builtins.int
+    CREATOR_ID_FIELD_NUMBER: _builtins.int
+    FAN_ID_FIELD_NUMBER: _builtins.int
+    CONVERSATION_ID_FIELD_NUMBER: _builtins.int
+    FAN_MESSAGE_FIELD_NUMBER: _builtins.int
+    DRAFT_TEXT_FIELD_NUMBER: _builtins.int
+    EVIDENCE_FIELD_NUMBER: _builtins.int
+    DECISIONS_FIELD_NUMBER: _builtins.int
+    CONTROLS_VERSION_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    FINAL_TEXT_FIELD_NUMBER: _builtins.int
+    EDITED_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    DECIDED_AT_FIELD_NUMBER: _builtins.int
+    DELIVERED_AT_FIELD_NUMBER: _builtins.int
+    draft_id: _builtins.str
+    """Its id."""
+    creator_id: _builtins.str
+    """The creator."""
+    fan_id: _builtins.str
+    """The fan it answers."""
+    conversation_id: _builtins.str
+    """The conversation."""
+    fan_message: _builtins.str
+    """The fan's message."""
+    draft_text: _builtins.str
+    """The reply as generated and checked."""
+    controls_version: _builtins.int
+    """Controls version in force."""
+    status: Global___DraftStatus.ValueType
+    """Where it stands."""
+    final_text: _builtins.str
+    """The text the fan gets (approved only)."""
+    edited: _builtins.bool
+    """The creator edited the text before approving (a teaching example)."""
+    note: _builtins.str
+    """The creator's note."""
+    @_builtins.property
+    def evidence(self) -> _containers.RepeatedCompositeFieldContainer[Global___EvidenceRef]:
+        """The creator content it rested on."""
+
+    @_builtins.property
+    def decisions(self) -> _containers.RepeatedCompositeFieldContainer[_types_pb2.PolicyDecision]:
+        """Policy decisions taken while drafting it."""
+
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was held."""
+
+    @_builtins.property
+    def decided_at(self) -> _timestamp_pb2.Timestamp:
+        """When the creator decided."""
+
+    @_builtins.property
+    def delivered_at(self) -> _timestamp_pb2.Timestamp:
+        """When the fan app first received the approved text."""
+
+    def __init__(
+        self,
+        *,
+        draft_id: _builtins.str = ...,
+        creator_id: _builtins.str = ...,
+        fan_id: _builtins.str = ...,
+        conversation_id: _builtins.str = ...,
+        fan_message: _builtins.str = ...,
+        draft_text: _builtins.str = ...,
+        evidence: _abc.Iterable[Global___EvidenceRef] | None = ...,
+        decisions: _abc.Iterable[_types_pb2.PolicyDecision] | None = ...,
+        controls_version: _builtins.int = ...,
+        status: Global___DraftStatus.ValueType = ...,
+        final_text: _builtins.str = ...,
+        edited: _builtins.bool = ...,
+        note: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        decided_at: _timestamp_pb2.Timestamp | None = ...,
+        delivered_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "decided_at", b"decided_at", "delivered_at", b"delivered_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["controls_version", b"controls_version", "conversation_id", b"conversation_id", "created_at", b"created_at", "creator_id", b"creator_id", "decided_at", b"decided_at", "decisions", b"decisions", "delivered_at", b"delivered_at", "draft_id", b"draft_id", "draft_text", b"draft_text", "edited", b"edited", "evidence", b"evidence", "fan_id", b"fan_id", "fan_message", b"fan_message", "final_text", b"final_text", "note", b"note", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Draft: _TypeAlias = Draft  # noqa: Y015
+
+@_typing.final
+class SubmitDraftRequest(_message.Message):
+    """Stores a held reply."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DRAFT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def draft(self) -> Global___Draft:
+        """The draft; draft_id, status and the decision fields are ignored."""
+
+    def __init__(
+        self,
+        *,
+        draft: Global___Draft | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["draft", b"draft"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["draft", b"draft"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitDraftRequest: _TypeAlias = SubmitDraftRequest  # noqa: Y015
+
+@_typing.final
+class SubmitDraftResponse(_message.Message):
+    """The stored draft's id."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DRAFT_ID_FIELD_NUMBER: _builtins.int
+    draft_id: _builtins.str
+    """Its id."""
+    def __init__(
+        self,
+        *,
+        draft_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["draft_id", b"draft_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitDraftResponse: _TypeAlias = SubmitDraftResponse  # noqa: Y015
+
+@_typing.final
+class ListDraftsRequest(_message.Message):
+    """Lists a creator's drafts."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CREATOR_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    FAN_ID_FIELD_NUMBER: _builtins.int
+    EDITED_ONLY_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    creator_id: _builtins.str
+    """The creator."""
+    status: Global___DraftStatus.ValueType
+    """Only drafts in this state (unspecified = all)."""
+    fan_id: _builtins.str
+    """Only this fan's (empty = all)."""
+    edited_only: _builtins.bool
+    """Only edited approvals: the examples the avatar can learn from."""
+    limit: _builtins.int
+    """At most this many (default 50, at most 500)."""
+    def __init__(
+        self,
+        *,
+        creator_id: _builtins.str = ...,
+        status: Global___DraftStatus.ValueType = ...,
+        fan_id: _builtins.str = ...,
+        edited_only: _builtins.bool = ...,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["creator_id", b"creator_id", "edited_only", b"edited_only", "fan_id", b"fan_id", "limit", b"limit", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDraftsRequest: _TypeAlias = ListDraftsRequest  # noqa: Y015
+
+@_typing.final
+class ListDraftsResponse(_message.Message):
+    """The drafts, oldest first."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DRAFTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def drafts(self) -> _containers.RepeatedCompositeFieldContainer[Global___Draft]:
+        """The drafts."""
+
+    def __init__(
+        self,
+        *,
+        drafts: _abc.Iterable[Global___Draft] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["drafts", b"drafts"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDraftsResponse: _TypeAlias = ListDraftsResponse  # noqa: Y015
+
+@_typing.final
+class ApproveDraftRequest(_message.Message):
+    """Approves a draft."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CREATOR_ID_FIELD_NUMBER: _builtins.int
+    DRAFT_ID_FIELD_NUMBER: _builtins.int
+    EDITED_TEXT_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    creator_id: _builtins.str
+    """The creator."""
+    draft_id: _builtins.str
+    """The draft."""
+    edited_text: _builtins.str
+    """The text to send instead of the draft (unset = the draft as is)."""
+    note: _builtins.str
+    """The creator's note."""
+    def __init__(
+        self,
+        *,
+        creator_id: _builtins.str = ...,
+        draft_id: _builtins.str = ...,
+        edited_text: _builtins.str | None = ...,
+        note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_edited_text", b"_edited_text", "edited_text", b"edited_text"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_edited_text", b"_edited_text", "creator_id", b"creator_id", "draft_id", b"draft_id", "edited_text", b"edited_text", "note", b"note"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__edited_text: _TypeAlias = _typing.Literal["edited_text"]  # noqa: Y015
+    _WhichOneofArgType__edited_text: _TypeAlias = _typing.Literal["_edited_text", b"_edited_text"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__edited_text) -> _WhichOneofReturnType__edited_text | None: ...
+
+Global___ApproveDraftRequest: _TypeAlias = ApproveDraftRequest  # noqa: Y015
+
+@_typing.final
+class ApproveDraftResponse(_message.Message):
+    """The approved draft."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DRAFT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def draft(self) -> Global___Draft:
+        """The draft."""
+
+    def __init__(
+        self,
+        *,
+        draft: Global___Draft | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["draft", b"draft"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["draft", b"draft"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApproveDraftResponse: _TypeAlias = ApproveDraftResponse  # noqa: Y015
+
+@_typing.final
+class RejectDraftRequest(_message.Message):
+    """Rejects a draft."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CREATOR_ID_FIELD_NUMBER: _builtins.int
+    DRAFT_ID_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    creator_id: _builtins.str
+    """The creator."""
+    draft_id: _builtins.str
+    """The draft."""
+    note: _builtins.str
+    """Why (for the creator's records)."""
+    def __init__(
+        self,
+        *,
+        creator_id: _builtins.str = ...,
+        draft_id: _builtins.str = ...,
+        note: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["creator_id", b"creator_id", "draft_id", b"draft_id", "note", b"note"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RejectDraftRequest: _TypeAlias = RejectDraftRequest  # noqa: Y015
+
+@_typing.final
+class RejectDraftResponse(_message.Message):
+    """The rejected draft."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DRAFT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def draft(self) -> Global___Draft:
+        """The draft."""
+
+    def __init__(
+        self,
+        *,
+        draft: Global___Draft | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["draft", b"draft"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["draft", b"draft"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RejectDraftResponse: _TypeAlias = RejectDraftResponse  # noqa: Y015
+
+@_typing.final
+class ListFanRepliesRequest(_message.Message):
+    """A fan's held replies."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CREATOR_ID_FIELD_NUMBER: _builtins.int
+    FAN_ID_FIELD_NUMBER: _builtins.int
+    CONVERSATION_ID_FIELD_NUMBER: _builtins.int
+    creator_id: _builtins.str
+    """The creator."""
+    fan_id: _builtins.str
+    """The fan."""
+    conversation_id: _builtins.str
+    """Only this conversation (empty = all)."""
+    def __init__(
+        self,
+        *,
+        creator_id: _builtins.str = ...,
+        fan_id: _builtins.str = ...,
+        conversation_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation_id", b"conversation_id", "creator_id", b"creator_id", "fan_id", b"fan_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListFanRepliesRequest: _TypeAlias = ListFanRepliesRequest  # noqa: Y015
+
+@_typing.final
+class FanReply(_message.Message):
+    """A held reply as the fan may see it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REPLY_ID_FIELD_NUMBER: _builtins.int
+    CONVERSATION_ID_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    FAN_MESSAGE_FIELD_NUMBER: _builtins.int
+    DELIVERED_FIELD_NUMBER: _builtins.int
+    reply_id: _builtins.str
+    """The draft id."""
+    conversation_id: _builtins.str
+    """The conversation."""
+    status: Global___DraftStatus.ValueType
+    """Where it stands."""
+    text: _builtins.str
+    """The approved text; empty unless approved."""
+    fan_message: _builtins.str
+    """The fan's message it answers."""
+    delivered: _builtins.bool
+    """True once delivered to the fan app."""
+    def __init__(
+        self,
+        *,
+        reply_id: _builtins.str = ...,
+        conversation_id: _builtins.str = ...,
+        status: Global___DraftStatus.ValueType = ...,
+        text: _builtins.str = ...,
+        fan_message: _builtins.str = ...,
+        delivered: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation_id", b"conversation_id", "delivered", b"delivered", "fan_message", b"fan_message", "reply_id", b"reply_id", "status", b"status", "text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FanReply: _TypeAlias = FanReply  # noqa: Y015
+
+@_typing.final
+class ListFanRepliesResponse(_message.Message):
+    """The fan's held replies, oldest first."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REPLIES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def replies(self) -> _containers.RepeatedCompositeFieldContainer[Global___FanReply]:
+        """The replies."""
+
+    def __init__(
+        self,
+        *,
+        replies: _abc.Iterable[Global___FanReply] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["replies", b"replies"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListFanRepliesResponse: _TypeAlias = ListFanRepliesResponse  # noqa: Y015
+
+@_typing.final
+class MarkDeliveredRequest(_message.Message):
+    """Marks approved replies delivered."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CREATOR_ID_FIELD_NUMBER: _builtins.int
+    DRAFT_IDS_FIELD_NUMBER: _builtins.int
+    creator_id: _builtins.str
+    """The creator."""
+    @_builtins.property
+    def draft_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The draft ids."""
+
+    def __init__(
+        self,
+        *,
+        creator_id: _builtins.str = ...,
+        draft_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["creator_id", b"creator_id", "draft_ids", b"draft_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MarkDeliveredRequest: _TypeAlias = MarkDeliveredRequest  # noqa: Y015
+
+@_typing.final
+class MarkDeliveredResponse(_message.Message):
+    """The ids delivered for the first time."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DRAFT_IDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def draft_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The ids."""
+
+    def __init__(
+        self,
+        *,
+        draft_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["draft_ids", b"draft_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MarkDeliveredResponse: _TypeAlias = MarkDeliveredResponse  # noqa: Y015
+
+@_typing.final
+class TurnRecord(_message.Message):
+    """One fan turn as the audit log keeps it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECORD_ID_FIELD_NUMBER: _builtins.int
+    CREATOR_ID_FIELD_NUMBER: _builtins.int
+    FAN_ID_FIELD_NUMBER: _builtins.int
+    CONVERSATION_ID_FIELD_NUMBER: _builtins.int
+    FAN_MESSAGE_FIELD_NUMBER: _builtins.int
+    RETRIEVED_FIELD_NUMBER: _builtins.int
+    DRAFT_TEXT_FIELD_NUMBER: _builtins.int
+    DECISIONS_FIELD_NUMBER: _builtins.int
+    FINAL_TEXT_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    CONTROLS_VERSION_FIELD_NUMBER: _builtins.int
+    DRAFT_ID_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    record_id: _builtins.int
+    """Assigned by the log."""
+    creator_id: _builtins.str
+    """The creator."""
+    fan_id: _builtins.str
+    """The fan."""
+    conversation_id: _builtins.str
+    """The conversation."""
+    fan_message: _builtins.str
+    """The fan's message."""
+    draft_text: _builtins.str
+    """What the model generated, before output checks."""
+    final_text: _builtins.str
+    """What the fan received."""
+    outcome: Global___TurnOutcome.ValueType
+    """How the turn ended."""
+    controls_version: _builtins.int
+    """Controls version at the input check."""
+    draft_id: _builtins.str
+    """The approval-queue draft, for held turns."""
+    @_builtins.property
+    def retrieved(self) -> _containers.RepeatedCompositeFieldContainer[Global___EvidenceRef]:
+        """What was retrieved for it."""
+
+    @_builtins.property
+    def decisions(self) -> _containers.RepeatedCompositeFieldContainer[_types_pb2.PolicyDecision]:
+        """Every policy decision, input first."""
+
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp:
+        """Assigned by the log."""
+
+    def __init__(
+        self,
+        *,
+        record_id: _builtins.int = ...,
+        creator_id: _builtins.str = ...,
+        fan_id: _builtins.str = ...,
+        conversation_id: _builtins.str = ...,
+        fan_message: _builtins.str = ...,
+        retrieved: _abc.Iterable[Global___EvidenceRef] | None = ...,
+        draft_text: _builtins.str = ...,
+        decisions: _abc.Iterable[_types_pb2.PolicyDecision] | None = ...,
+        final_text: _builtins.str = ...,
+        outcome: Global___TurnOutcome.ValueType = ...,
+        controls_version: _builtins.int = ...,
+        draft_id: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["controls_version", b"controls_version", "conversation_id", b"conversation_id", "created_at", b"created_at", "creator_id", b"creator_id", "decisions", b"decisions", "draft_id", b"draft_id", "draft_text", b"draft_text", "fan_id", b"fan_id", "fan_message", b"fan_message", "final_text", b"final_text", "outcome", b"outcome", "record_id", b"record_id", "retrieved", b"retrieved"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TurnRecord: _TypeAlias = TurnRecord  # noqa: Y015
+
+@_typing.final
+class RecordTurnRequest(_message.Message):
+    """Records a turn."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECORD_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def record(self) -> Global___TurnRecord:
+        """The turn; record_id and created_at are ignored."""
+
+    def __init__(
+        self,
+        *,
+        record: Global___TurnRecord | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["record", b"record"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["record", b"record"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordTurnRequest: _TypeAlias = RecordTurnRequest  # noqa: Y015
+
+@_typing.final
+class RecordTurnResponse(_message.Message):
+    """The new record's id."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECORD_ID_FIELD_NUMBER: _builtins.int
+    record_id: _builtins.int
+    """Its id."""
+    def __init__(
+        self,
+        *,
+        record_id: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["record_id", b"record_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordTurnResponse: _TypeAlias = RecordTurnResponse  # noqa: Y015
+
+@_typing.final
+class ListAuditRequest(_message.Message):
+    """Lists audit records."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CREATOR_ID_FIELD_NUMBER: _builtins.int
+    FAN_ID_FIELD_NUMBER: _builtins.int
+    CONVERSATION_ID_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    creator_id: _builtins.str
+    """The creator."""
+    fan_id: _builtins.str
+    """Only this fan's (empty = all)."""
+    conversation_id: _builtins.str
+    """Only this conversation's (empty = all)."""
+    limit: _builtins.int
+    """At most this many (default 50, at most 500)."""
+    page_token: _builtins.str
+    """From a previous response's next_page_token (empty = newest)."""
+    def __init__(
+        self,
+        *,
+        creator_id: _builtins.str = ...,
+        fan_id: _builtins.str = ...,
+        conversation_id: _builtins.str = ...,
+        limit: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conversation_id", b"conversation_id", "creator_id", b"creator_id", "fan_id", b"fan_id", "limit", b"limit", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAuditRequest: _TypeAlias = ListAuditRequest  # noqa: Y015
+
+@_typing.final
+class ListAuditResponse(_message.Message):
+    """Audit records, newest first."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECORDS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Pass as page_token for older records; empty at the end."""
+    @_builtins.property
+    def records(self) -> _containers.RepeatedCompositeFieldContainer[Global___TurnRecord]:
+        """The records."""
+
+    def __init__(
+        self,
+        *,
+        records: _abc.Iterable[Global___TurnRecord] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "records", b"records"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAuditResponse: _TypeAlias = ListAuditResponse  # noqa: Y015
+
+@_typing.final
+class DeleteAuditRequest(_message.Message):
+    """Deletes audit records; with no filter, all of the creator's."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CREATOR_ID_FIELD_NUMBER: _builtins.int
+    FAN_ID_FIELD_NUMBER: _builtins.int
+    RECORD_IDS_FIELD_NUMBER: _builtins.int
+    BEFORE_FIELD_NUMBER: _builtins.int
+    creator_id: _builtins.str
+    """The creator."""
+    fan_id: _builtins.str
+    """Only this fan's (empty = all fans)."""
+    @_builtins.property
+    def record_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """Only these records (empty = any)."""
+
+    @_builtins.property
+    def before(self) -> _timestamp_pb2.Timestamp:
+        """Only records created before this time (unset = any time)."""
+
+    def __init__(
+        self,
+        *,
+        creator_id: _builtins.str = ...,
+        fan_id: _builtins.str = ...,
+        record_ids: _abc.Iterable[_builtins.int] | None = ...,
+        before: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["before", b"before"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["before", b"before", "creator_id", b"creator_id", "fan_id", b"fan_id", "record_ids", b"record_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteAuditRequest: _TypeAlias = DeleteAuditRequest  # noqa: Y015
+
+@_typing.final
+class DeleteAuditResponse(_message.Message):
+    """How many were deleted."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DELETED_FIELD_NUMBER: _builtins.int
+    deleted: _builtins.int
+    """The count."""
+    def __init__(
+        self,
+        *,
+        deleted: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deleted", b"deleted"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeleteAuditResponse: _TypeAlias = DeleteAuditResponse  # noqa: Y015
+
+@_typing.final
+class PurgeAuditRequest(_message.Message):
+    """Applies retention."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CREATOR_ID_FIELD_NUMBER: _builtins.int
+    creator_id: _builtins.str
+    """The creator (empty = every creator)."""
+    def __init__(
+        self,
+        *,
+        creator_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["creator_id", b"creator_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PurgeAuditRequest: _TypeAlias = PurgeAuditRequest  # noqa: Y015
+
+@_typing.final
+class PurgeAuditResponse(_message.Message):
+    """How many were deleted."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DELETED_FIELD_NUMBER: _builtins.int
+    deleted: _builtins.int
+    """The count."""
+    def __init__(
+        self,
+        *,
+        deleted: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deleted", b"deleted"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PurgeAuditResponse: _TypeAlias = PurgeAuditResponse  # noqa: Y015

@@ -55,6 +55,56 @@ class PolicyServiceStub:
                 request_serializer=avatar_dot_v1_dot_policy__service__pb2.CheckOutputRequest.SerializeToString,
                 response_deserializer=avatar_dot_v1_dot_policy__service__pb2.CheckOutputResponse.FromString,
                 _registered_method=True)
+        self.SubmitDraft = channel.unary_unary(
+                '/avatar.v1.PolicyService/SubmitDraft',
+                request_serializer=avatar_dot_v1_dot_policy__service__pb2.SubmitDraftRequest.SerializeToString,
+                response_deserializer=avatar_dot_v1_dot_policy__service__pb2.SubmitDraftResponse.FromString,
+                _registered_method=True)
+        self.ListDrafts = channel.unary_unary(
+                '/avatar.v1.PolicyService/ListDrafts',
+                request_serializer=avatar_dot_v1_dot_policy__service__pb2.ListDraftsRequest.SerializeToString,
+                response_deserializer=avatar_dot_v1_dot_policy__service__pb2.ListDraftsResponse.FromString,
+                _registered_method=True)
+        self.ApproveDraft = channel.unary_unary(
+                '/avatar.v1.PolicyService/ApproveDraft',
+                request_serializer=avatar_dot_v1_dot_policy__service__pb2.ApproveDraftRequest.SerializeToString,
+                response_deserializer=avatar_dot_v1_dot_policy__service__pb2.ApproveDraftResponse.FromString,
+                _registered_method=True)
+        self.RejectDraft = channel.unary_unary(
+                '/avatar.v1.PolicyService/RejectDraft',
+                request_serializer=avatar_dot_v1_dot_policy__service__pb2.RejectDraftRequest.SerializeToString,
+                response_deserializer=avatar_dot_v1_dot_policy__service__pb2.RejectDraftResponse.FromString,
+                _registered_method=True)
+        self.ListFanReplies = channel.unary_unary(
+                '/avatar.v1.PolicyService/ListFanReplies',
+                request_serializer=avatar_dot_v1_dot_policy__service__pb2.ListFanRepliesRequest.SerializeToString,
+                response_deserializer=avatar_dot_v1_dot_policy__service__pb2.ListFanRepliesResponse.FromString,
+                _registered_method=True)
+        self.MarkDelivered = channel.unary_unary(
+                '/avatar.v1.PolicyService/MarkDelivered',
+                request_serializer=avatar_dot_v1_dot_policy__service__pb2.MarkDeliveredRequest.SerializeToString,
+                response_deserializer=avatar_dot_v1_dot_policy__service__pb2.MarkDeliveredResponse.FromString,
+                _registered_method=True)
+        self.RecordTurn = channel.unary_unary(
+                '/avatar.v1.PolicyService/RecordTurn',
+                request_serializer=avatar_dot_v1_dot_policy__service__pb2.RecordTurnRequest.SerializeToString,
+                response_deserializer=avatar_dot_v1_dot_policy__service__pb2.RecordTurnResponse.FromString,
+                _registered_method=True)
+        self.ListAudit = channel.unary_unary(
+                '/avatar.v1.PolicyService/ListAudit',
+                request_serializer=avatar_dot_v1_dot_policy__service__pb2.ListAuditRequest.SerializeToString,
+                response_deserializer=avatar_dot_v1_dot_policy__service__pb2.ListAuditResponse.FromString,
+                _registered_method=True)
+        self.DeleteAudit = channel.unary_unary(
+                '/avatar.v1.PolicyService/DeleteAudit',
+                request_serializer=avatar_dot_v1_dot_policy__service__pb2.DeleteAuditRequest.SerializeToString,
+                response_deserializer=avatar_dot_v1_dot_policy__service__pb2.DeleteAuditResponse.FromString,
+                _registered_method=True)
+        self.PurgeAudit = channel.unary_unary(
+                '/avatar.v1.PolicyService/PurgeAudit',
+                request_serializer=avatar_dot_v1_dot_policy__service__pb2.PurgeAuditRequest.SerializeToString,
+                response_deserializer=avatar_dot_v1_dot_policy__service__pb2.PurgeAuditResponse.FromString,
+                _registered_method=True)
 
 
 class PolicyServiceServicer:
@@ -89,6 +139,76 @@ class PolicyServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SubmitDraft(self, request, context):
+        """Stores a reply held for approval (called by the gateway in approval mode).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDrafts(self, request, context):
+        """Lists the creator's held replies (the approval queue).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApproveDraft(self, request, context):
+        """Approves a held reply, optionally with the creator's edited text.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RejectDraft(self, request, context):
+        """Rejects a held reply; the fan gets nothing.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListFanReplies(self, request, context):
+        """A fan's held replies with their status; approved text only, never a draft (gateway use).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MarkDelivered(self, request, context):
+        """Marks approved replies as delivered; returns those delivered for the first time (gateway use).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordTurn(self, request, context):
+        """Records one turn in the audit log (called by the gateway at the end of every turn).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAudit(self, request, context):
+        """Lists a creator's audit records, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteAudit(self, request, context):
+        """Deletes a creator's audit records.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PurgeAudit(self, request, context):
+        """Deletes audit records older than the creator's retention setting (all creators when empty).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PolicyServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -111,6 +231,56 @@ def add_PolicyServiceServicer_to_server(servicer, server):
                     servicer.CheckOutput,
                     request_deserializer=avatar_dot_v1_dot_policy__service__pb2.CheckOutputRequest.FromString,
                     response_serializer=avatar_dot_v1_dot_policy__service__pb2.CheckOutputResponse.SerializeToString,
+            ),
+            'SubmitDraft': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitDraft,
+                    request_deserializer=avatar_dot_v1_dot_policy__service__pb2.SubmitDraftRequest.FromString,
+                    response_serializer=avatar_dot_v1_dot_policy__service__pb2.SubmitDraftResponse.SerializeToString,
+            ),
+            'ListDrafts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDrafts,
+                    request_deserializer=avatar_dot_v1_dot_policy__service__pb2.ListDraftsRequest.FromString,
+                    response_serializer=avatar_dot_v1_dot_policy__service__pb2.ListDraftsResponse.SerializeToString,
+            ),
+            'ApproveDraft': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApproveDraft,
+                    request_deserializer=avatar_dot_v1_dot_policy__service__pb2.ApproveDraftRequest.FromString,
+                    response_serializer=avatar_dot_v1_dot_policy__service__pb2.ApproveDraftResponse.SerializeToString,
+            ),
+            'RejectDraft': grpc.unary_unary_rpc_method_handler(
+                    servicer.RejectDraft,
+                    request_deserializer=avatar_dot_v1_dot_policy__service__pb2.RejectDraftRequest.FromString,
+                    response_serializer=avatar_dot_v1_dot_policy__service__pb2.RejectDraftResponse.SerializeToString,
+            ),
+            'ListFanReplies': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListFanReplies,
+                    request_deserializer=avatar_dot_v1_dot_policy__service__pb2.ListFanRepliesRequest.FromString,
+                    response_serializer=avatar_dot_v1_dot_policy__service__pb2.ListFanRepliesResponse.SerializeToString,
+            ),
+            'MarkDelivered': grpc.unary_unary_rpc_method_handler(
+                    servicer.MarkDelivered,
+                    request_deserializer=avatar_dot_v1_dot_policy__service__pb2.MarkDeliveredRequest.FromString,
+                    response_serializer=avatar_dot_v1_dot_policy__service__pb2.MarkDeliveredResponse.SerializeToString,
+            ),
+            'RecordTurn': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordTurn,
+                    request_deserializer=avatar_dot_v1_dot_policy__service__pb2.RecordTurnRequest.FromString,
+                    response_serializer=avatar_dot_v1_dot_policy__service__pb2.RecordTurnResponse.SerializeToString,
+            ),
+            'ListAudit': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAudit,
+                    request_deserializer=avatar_dot_v1_dot_policy__service__pb2.ListAuditRequest.FromString,
+                    response_serializer=avatar_dot_v1_dot_policy__service__pb2.ListAuditResponse.SerializeToString,
+            ),
+            'DeleteAudit': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteAudit,
+                    request_deserializer=avatar_dot_v1_dot_policy__service__pb2.DeleteAuditRequest.FromString,
+                    response_serializer=avatar_dot_v1_dot_policy__service__pb2.DeleteAuditResponse.SerializeToString,
+            ),
+            'PurgeAudit': grpc.unary_unary_rpc_method_handler(
+                    servicer.PurgeAudit,
+                    request_deserializer=avatar_dot_v1_dot_policy__service__pb2.PurgeAuditRequest.FromString,
+                    response_serializer=avatar_dot_v1_dot_policy__service__pb2.PurgeAuditResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -222,6 +392,276 @@ class PolicyService:
             '/avatar.v1.PolicyService/CheckOutput',
             avatar_dot_v1_dot_policy__service__pb2.CheckOutputRequest.SerializeToString,
             avatar_dot_v1_dot_policy__service__pb2.CheckOutputResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitDraft(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/avatar.v1.PolicyService/SubmitDraft',
+            avatar_dot_v1_dot_policy__service__pb2.SubmitDraftRequest.SerializeToString,
+            avatar_dot_v1_dot_policy__service__pb2.SubmitDraftResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDrafts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/avatar.v1.PolicyService/ListDrafts',
+            avatar_dot_v1_dot_policy__service__pb2.ListDraftsRequest.SerializeToString,
+            avatar_dot_v1_dot_policy__service__pb2.ListDraftsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApproveDraft(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/avatar.v1.PolicyService/ApproveDraft',
+            avatar_dot_v1_dot_policy__service__pb2.ApproveDraftRequest.SerializeToString,
+            avatar_dot_v1_dot_policy__service__pb2.ApproveDraftResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RejectDraft(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/avatar.v1.PolicyService/RejectDraft',
+            avatar_dot_v1_dot_policy__service__pb2.RejectDraftRequest.SerializeToString,
+            avatar_dot_v1_dot_policy__service__pb2.RejectDraftResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListFanReplies(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/avatar.v1.PolicyService/ListFanReplies',
+            avatar_dot_v1_dot_policy__service__pb2.ListFanRepliesRequest.SerializeToString,
+            avatar_dot_v1_dot_policy__service__pb2.ListFanRepliesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MarkDelivered(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/avatar.v1.PolicyService/MarkDelivered',
+            avatar_dot_v1_dot_policy__service__pb2.MarkDeliveredRequest.SerializeToString,
+            avatar_dot_v1_dot_policy__service__pb2.MarkDeliveredResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordTurn(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/avatar.v1.PolicyService/RecordTurn',
+            avatar_dot_v1_dot_policy__service__pb2.RecordTurnRequest.SerializeToString,
+            avatar_dot_v1_dot_policy__service__pb2.RecordTurnResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAudit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/avatar.v1.PolicyService/ListAudit',
+            avatar_dot_v1_dot_policy__service__pb2.ListAuditRequest.SerializeToString,
+            avatar_dot_v1_dot_policy__service__pb2.ListAuditResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteAudit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/avatar.v1.PolicyService/DeleteAudit',
+            avatar_dot_v1_dot_policy__service__pb2.DeleteAuditRequest.SerializeToString,
+            avatar_dot_v1_dot_policy__service__pb2.DeleteAuditResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PurgeAudit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/avatar.v1.PolicyService/PurgeAudit',
+            avatar_dot_v1_dot_policy__service__pb2.PurgeAuditRequest.SerializeToString,
+            avatar_dot_v1_dot_policy__service__pb2.PurgeAuditResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -41,6 +41,26 @@ class PolicyServiceStub:
     """Checks a fan message before anything is generated."""
     CheckOutput: _grpc.UnaryUnaryMultiCallable[_policy_service_pb2.CheckOutputRequest, _policy_service_pb2.CheckOutputResponse]
     """Checks one sentence of a reply before it is released to the fan."""
+    SubmitDraft: _grpc.UnaryUnaryMultiCallable[_policy_service_pb2.SubmitDraftRequest, _policy_service_pb2.SubmitDraftResponse]
+    """Stores a reply held for approval (called by the gateway in approval mode)."""
+    ListDrafts: _grpc.UnaryUnaryMultiCallable[_policy_service_pb2.ListDraftsRequest, _policy_service_pb2.ListDraftsResponse]
+    """Lists the creator's held replies (the approval queue)."""
+    ApproveDraft: _grpc.UnaryUnaryMultiCallable[_policy_service_pb2.ApproveDraftRequest, _policy_service_pb2.ApproveDraftResponse]
+    """Approves a held reply, optionally with the creator's edited text."""
+    RejectDraft: _grpc.UnaryUnaryMultiCallable[_policy_service_pb2.RejectDraftRequest, _policy_service_pb2.RejectDraftResponse]
+    """Rejects a held reply; the fan gets nothing."""
+    ListFanReplies: _grpc.UnaryUnaryMultiCallable[_policy_service_pb2.ListFanRepliesRequest, _policy_service_pb2.ListFanRepliesResponse]
+    """A fan's held replies with their status; approved text only, never a draft (gateway use)."""
+    MarkDelivered: _grpc.UnaryUnaryMultiCallable[_policy_service_pb2.MarkDeliveredRequest, _policy_service_pb2.MarkDeliveredResponse]
+    """Marks approved replies as delivered; returns those delivered for the first time (gateway use)."""
+    RecordTurn: _grpc.UnaryUnaryMultiCallable[_policy_service_pb2.RecordTurnRequest, _policy_service_pb2.RecordTurnResponse]
+    """Records one turn in the audit log (called by the gateway at the end of every turn)."""
+    ListAudit: _grpc.UnaryUnaryMultiCallable[_policy_service_pb2.ListAuditRequest, _policy_service_pb2.ListAuditResponse]
+    """Lists a creator's audit records, newest first."""
+    DeleteAudit: _grpc.UnaryUnaryMultiCallable[_policy_service_pb2.DeleteAuditRequest, _policy_service_pb2.DeleteAuditResponse]
+    """Deletes a creator's audit records."""
+    PurgeAudit: _grpc.UnaryUnaryMultiCallable[_policy_service_pb2.PurgeAuditRequest, _policy_service_pb2.PurgeAuditResponse]
+    """Deletes audit records older than the creator's retention setting (all creators when empty)."""
 
 @_typing.type_check_only
 class PolicyServiceAsyncStub(PolicyServiceStub):
@@ -55,6 +75,26 @@ class PolicyServiceAsyncStub(PolicyServiceStub):
     """Checks a fan message before anything is generated."""
     CheckOutput: _aio.UnaryUnaryMultiCallable[_policy_service_pb2.CheckOutputRequest, _policy_service_pb2.CheckOutputResponse]  # type: ignore[assignment]
     """Checks one sentence of a reply before it is released to the fan."""
+    SubmitDraft: _aio.UnaryUnaryMultiCallable[_policy_service_pb2.SubmitDraftRequest, _policy_service_pb2.SubmitDraftResponse]  # type: ignore[assignment]
+    """Stores a reply held for approval (called by the gateway in approval mode)."""
+    ListDrafts: _aio.UnaryUnaryMultiCallable[_policy_service_pb2.ListDraftsRequest, _policy_service_pb2.ListDraftsResponse]  # type: ignore[assignment]
+    """Lists the creator's held replies (the approval queue)."""
+    ApproveDraft: _aio.UnaryUnaryMultiCallable[_policy_service_pb2.ApproveDraftRequest, _policy_service_pb2.ApproveDraftResponse]  # type: ignore[assignment]
+    """Approves a held reply, optionally with the creator's edited text."""
+    RejectDraft: _aio.UnaryUnaryMultiCallable[_policy_service_pb2.RejectDraftRequest, _policy_service_pb2.RejectDraftResponse]  # type: ignore[assignment]
+    """Rejects a held reply; the fan gets nothing."""
+    ListFanReplies: _aio.UnaryUnaryMultiCallable[_policy_service_pb2.ListFanRepliesRequest, _policy_service_pb2.ListFanRepliesResponse]  # type: ignore[assignment]
+    """A fan's held replies with their status; approved text only, never a draft (gateway use)."""
+    MarkDelivered: _aio.UnaryUnaryMultiCallable[_policy_service_pb2.MarkDeliveredRequest, _policy_service_pb2.MarkDeliveredResponse]  # type: ignore[assignment]
+    """Marks approved replies as delivered; returns those delivered for the first time (gateway use)."""
+    RecordTurn: _aio.UnaryUnaryMultiCallable[_policy_service_pb2.RecordTurnRequest, _policy_service_pb2.RecordTurnResponse]  # type: ignore[assignment]
+    """Records one turn in the audit log (called by the gateway at the end of every turn)."""
+    ListAudit: _aio.UnaryUnaryMultiCallable[_policy_service_pb2.ListAuditRequest, _policy_service_pb2.ListAuditResponse]  # type: ignore[assignment]
+    """Lists a creator's audit records, newest first."""
+    DeleteAudit: _aio.UnaryUnaryMultiCallable[_policy_service_pb2.DeleteAuditRequest, _policy_service_pb2.DeleteAuditResponse]  # type: ignore[assignment]
+    """Deletes a creator's audit records."""
+    PurgeAudit: _aio.UnaryUnaryMultiCallable[_policy_service_pb2.PurgeAuditRequest, _policy_service_pb2.PurgeAuditResponse]  # type: ignore[assignment]
+    """Deletes audit records older than the creator's retention setting (all creators when empty)."""
 
 class PolicyServiceServicer(metaclass=_abc_1.ABCMeta):
     """Creator controls as data, enforced on every fan message and every reply sentence."""
@@ -90,5 +130,85 @@ class PolicyServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_policy_service_pb2.CheckOutputResponse, _abc.Awaitable[_policy_service_pb2.CheckOutputResponse]]:
         """Checks one sentence of a reply before it is released to the fan."""
+
+    @_abc_1.abstractmethod
+    def SubmitDraft(
+        self,
+        request: _policy_service_pb2.SubmitDraftRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_policy_service_pb2.SubmitDraftResponse, _abc.Awaitable[_policy_service_pb2.SubmitDraftResponse]]:
+        """Stores a reply held for approval (called by the gateway in approval mode)."""
+
+    @_abc_1.abstractmethod
+    def ListDrafts(
+        self,
+        request: _policy_service_pb2.ListDraftsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_policy_service_pb2.ListDraftsResponse, _abc.Awaitable[_policy_service_pb2.ListDraftsResponse]]:
+        """Lists the creator's held replies (the approval queue)."""
+
+    @_abc_1.abstractmethod
+    def ApproveDraft(
+        self,
+        request: _policy_service_pb2.ApproveDraftRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_policy_service_pb2.ApproveDraftResponse, _abc.Awaitable[_policy_service_pb2.ApproveDraftResponse]]:
+        """Approves a held reply, optionally with the creator's edited text."""
+
+    @_abc_1.abstractmethod
+    def RejectDraft(
+        self,
+        request: _policy_service_pb2.RejectDraftRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_policy_service_pb2.RejectDraftResponse, _abc.Awaitable[_policy_service_pb2.RejectDraftResponse]]:
+        """Rejects a held reply; the fan gets nothing."""
+
+    @_abc_1.abstractmethod
+    def ListFanReplies(
+        self,
+        request: _policy_service_pb2.ListFanRepliesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_policy_service_pb2.ListFanRepliesResponse, _abc.Awaitable[_policy_service_pb2.ListFanRepliesResponse]]:
+        """A fan's held replies with their status; approved text only, never a draft (gateway use)."""
+
+    @_abc_1.abstractmethod
+    def MarkDelivered(
+        self,
+        request: _policy_service_pb2.MarkDeliveredRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_policy_service_pb2.MarkDeliveredResponse, _abc.Awaitable[_policy_service_pb2.MarkDeliveredResponse]]:
+        """Marks approved replies as delivered; returns those delivered for the first time (gateway use)."""
+
+    @_abc_1.abstractmethod
+    def RecordTurn(
+        self,
+        request: _policy_service_pb2.RecordTurnRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_policy_service_pb2.RecordTurnResponse, _abc.Awaitable[_policy_service_pb2.RecordTurnResponse]]:
+        """Records one turn in the audit log (called by the gateway at the end of every turn)."""
+
+    @_abc_1.abstractmethod
+    def ListAudit(
+        self,
+        request: _policy_service_pb2.ListAuditRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_policy_service_pb2.ListAuditResponse, _abc.Awaitable[_policy_service_pb2.ListAuditResponse]]:
+        """Lists a creator's audit records, newest first."""
+
+    @_abc_1.abstractmethod
+    def DeleteAudit(
+        self,
+        request: _policy_service_pb2.DeleteAuditRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_policy_service_pb2.DeleteAuditResponse, _abc.Awaitable[_policy_service_pb2.DeleteAuditResponse]]:
+        """Deletes a creator's audit records."""
+
+    @_abc_1.abstractmethod
+    def PurgeAudit(
+        self,
+        request: _policy_service_pb2.PurgeAuditRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_policy_service_pb2.PurgeAuditResponse, _abc.Awaitable[_policy_service_pb2.PurgeAuditResponse]]:
+        """Deletes audit records older than the creator's retention setting (all creators when empty)."""
 
 def add_PolicyServiceServicer_to_server(servicer: PolicyServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -10,6 +10,7 @@ import grpc
 from avatar.v1 import conversation_service_pb2 as conv_pb
 from avatar.v1 import conversation_service_pb2_grpc as conv_grpc
 from avatar.v1 import types_pb2
+from services.cli.channels import cli_channel
 
 _OUTCOME = {
     conv_pb.REPLY_OUTCOME_REFUSED: "refused by the creator's controls",
@@ -72,7 +73,7 @@ def converse(
 
 def chat_loop(target: str, creator_id: str, fan_id: str) -> None:
     """Interactive chat: one line per fan message, empty line or Ctrl-D to leave."""
-    with grpc.insecure_channel(target) as channel:
+    with cli_channel(target) as channel:
         stub = conv_grpc.ConversationServiceStub(channel)
         conversation_id = ""
         print(f"Chatting with the avatar of '{creator_id}' as fan '{fan_id}'. Empty line to quit.")

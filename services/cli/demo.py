@@ -5,13 +5,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import grpc
-
 from avatar.v1 import conversation_service_pb2_grpc as conv_grpc
 from avatar.v1 import inference_service_pb2 as inf_pb
 from avatar.v1 import inference_service_pb2_grpc as inf_grpc
 from avatar.v1 import policy_service_pb2 as pol_pb
 from avatar.v1 import policy_service_pb2_grpc as pol_grpc
+from services.cli.channels import cli_channel
 from services.cli.conversation import converse
 from services.cli.main import ingest_path
 from services.cli.stack import Stack
@@ -64,14 +63,14 @@ def maya_controls() -> pol_pb.Controls:
 def run_demo(stack: Stack) -> None:
     """Configure, ingest and talk, printing everything a fan and the creator would see."""
     gateway, policy = stack.target("gateway"), stack.target("policy")
-    with grpc.insecure_channel(stack.target("inference")) as ch:
+    with cli_channel(stack.target("inference")) as ch:
         info = inf_grpc.InferenceServiceStub(ch).GetModelInfo(inf_pb.GetModelInfoRequest(), timeout=10)
     _banner("Creator Avatar demo")
     print(f"generator: {info.generator_model} ({info.execution_provider}), embedder: {info.embedding_model}")
     if info.generator_random_weights:
         print(TEST_MODEL_NOTE)
 
-    with grpc.insecure_channel(policy) as ch:
+    with cli_channel(policy) as ch:
         stub = pol_grpc.PolicyServiceStub(ch)
         stored = stub.UpdateControls(
             pol_pb.UpdateControlsRequest(controls=maya_controls()), timeout=10
@@ -85,7 +84,7 @@ def run_demo(stack: Stack) -> None:
         _banner(f"Ingesting {SAMPLES / 'maya-bakes'}")
         ingest_path(stack.target("ingest"), CREATOR, SAMPLES / "maya-bakes")
 
-        with grpc.insecure_channel(gateway) as gch:
+        with cli_channel(gateway) as gch:
             conv = conv_grpc.ConversationServiceStub(gch)
             _banner("A fan talks to Maya's avatar")
             conversation_id = ""

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -44,6 +44,8 @@ class StackSettings:
     redis_url: str | None = None
     ports: Mapping[str, int] = field(default_factory=lambda: dict(PORTS))
     quiet: bool = False
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    """More environment for the services (e.g. tuning knobs in tests)."""
 
 
 class Stack:
@@ -97,29 +99,46 @@ class Stack:
             LC_ALL="C.UTF-8",
             PYTHONUNBUFFERED="1",
         )
+        env.update(s.extra_env)
         for name in SERVICES:
             env[f"AVATAR_{name.upper()}_PORT"] = str(s.ports[name])
             env[f"AVATAR_{name.upper()}_TARGET"] = self.target(name)
         self.env = env
         for name in SERVICES:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", f"services.{name}"],
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # Ctrl-C reaches us only; we stop children in order.
-            )
-            self.procs[name] = proc
-            assert proc.stdout is not None
-            thread = threading.Thread(target=self._pump, args=(name, proc.stdout), daemon=True)
-            thread.start()
-            self._threads.append(thread)
+            self._spawn(name)
         self.wait_healthy(timeout)
 
-    def wait_healthy(self, timeout: float) -> None:
-        """Block until every service answers SERVING, or raise naming the ones that did not."""
+    def _spawn(self, name: str) -> None:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", f"services.{name}"],
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # Ctrl-C reaches us only; we stop children in order.
+        )
+        self.procs[name] = proc
+        assert proc.stdout is not None
+        thread = threading.Thread(target=self._pump, args=(name, proc.stdout), daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def kill(self, name: str) -> None:
+        """Kill one service abruptly (SIGKILL), as a crash would."""
+        proc = self.procs[name]
+        proc.kill()
+        proc.wait()
+
+    def restart(self, name: str, timeout: float = 120.0) -> None:
+        """Start a service again (after :meth:`kill`) and wait until it is SERVING."""
+        if self.procs[name].poll() is None:
+            raise RuntimeError(f"{name} is still running")
+        self._spawn(name)
+        self.wait_healthy(timeout, [name])
+
+    def wait_healthy(self, timeout: float, names: Sequence[str] = SERVICES) -> None:
+        """Block until the services answer SERVING, or raise naming the ones that did not."""
         deadline = time.monotonic() + timeout
-        pending = set(SERVICES)
+        pending = set(names)
         while pending:
             for name in sorted(pending):
                 proc = self.procs[name]

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import grpc
 
+from services.common.config import ClientSecurity
 from services.common.server import MAX_MESSAGE_BYTES
 from services.common.telemetry import client_interceptors
 
@@ -16,7 +20,7 @@ _SERVICE_CONFIG = json.dumps(
             {
                 "name": [{}],
                 "retryPolicy": {
-                    "maxAttempts": 4,
+                    "maxAttempts": 3,
                     "initialBackoff": "0.1s",
                     "maxBackoff": "1s",
                     "backoffMultiplier": 2,
@@ -28,15 +32,86 @@ _SERVICE_CONFIG = json.dumps(
 )
 
 
-def open_channel(target: str) -> grpc.aio.Channel:
-    """An insecure channel to ``target`` (``host:port``) with tracing and retries."""
-    return grpc.aio.insecure_channel(
-        target,
-        options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.service_config", _SERVICE_CONFIG),
-            ("grpc.enable_retries", 1),
-        ],
-        interceptors=client_interceptors(),
+class _BearerToken(grpc.AuthMetadataPlugin):
+    """Adds ``authorization: Bearer <token>`` to every call (service token or API key)."""
+
+    def __init__(self, token: str) -> None:
+        self._metadata = (("authorization", f"Bearer {token}"),)
+
+    def __call__(self, context: Any, callback: Callable[..., None]) -> None:
+        callback(self._metadata, None)
+
+
+class _BearerInterceptor(
+    grpc.aio.UnaryUnaryClientInterceptor,  # type: ignore[type-arg]
+    grpc.aio.UnaryStreamClientInterceptor,  # type: ignore[type-arg]
+    grpc.aio.StreamUnaryClientInterceptor,  # type: ignore[type-arg]
+    grpc.aio.StreamStreamClientInterceptor,  # type: ignore[type-arg]
+):
+    """Plaintext channels cannot carry call credentials, so the token rides in metadata here."""
+
+    def __init__(self, token: str) -> None:
+        self._header = ("authorization", f"Bearer {token}")
+
+    def _with_token(self, details: Any) -> Any:
+        metadata = [*(details.metadata or ()), self._header]
+        return details._replace(metadata=grpc.aio.Metadata(*metadata))
+
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(self._with_token(details), request)
+
+    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(self._with_token(details), request)
+
+    async def intercept_stream_unary(self, continuation: Any, details: Any, request_iterator: Any) -> Any:
+        return await continuation(self._with_token(details), request_iterator)
+
+    async def intercept_stream_stream(self, continuation: Any, details: Any, request_iterator: Any) -> Any:
+        return await continuation(self._with_token(details), request_iterator)
+
+
+def channel_credentials(security: ClientSecurity) -> grpc.ChannelCredentials | None:
+    """TLS (and mTLS) channel credentials, with the token as call credentials; ``None`` = plaintext."""
+    if not security.ca:
+        return None
+    creds = grpc.ssl_channel_credentials(
+        root_certificates=Path(security.ca).read_bytes(),
+        private_key=Path(security.key).read_bytes() if security.key else None,
+        certificate_chain=Path(security.cert).read_bytes() if security.cert else None,
     )
+    if security.token:
+        creds = grpc.composite_channel_credentials(
+            creds, grpc.metadata_call_credentials(_BearerToken(security.token))
+        )
+    return creds
+
+
+def channel_options(security: ClientSecurity) -> list[tuple[str, Any]]:
+    """Size limits, retries and the TLS name override."""
+    options: list[tuple[str, Any]] = [
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.service_config", _SERVICE_CONFIG),
+        ("grpc.enable_retries", 1),
+    ]
+    if security.server_name:
+        options.append(("grpc.ssl_target_name_override", security.server_name))
+    return options
+
+
+def open_channel(target: str, security: ClientSecurity | None = None) -> grpc.aio.Channel:
+    """A channel to another service with tracing, retries, and TLS/token when configured.
+
+    Args:
+        target: ``host:port``.
+        security: TLS and token settings; default: read from the environment for service calls.
+    """
+    security = security if security is not None else ClientSecurity.for_services()
+    interceptors: list[Any] = list(client_interceptors())
+    creds = channel_credentials(security)
+    options = channel_options(security)
+    if creds is not None:
+        return grpc.aio.secure_channel(target, creds, options=options, interceptors=interceptors)
+    if security.token:
+        interceptors.append(_BearerInterceptor(security.token))
+    return grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)

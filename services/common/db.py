@@ -34,6 +34,13 @@ async def open_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> Async
         min_size=min_size,
         max_size=max_size,
         configure=_configure,
+        # Checking a connection before handing it out costs a round trip but means a Postgres
+        # restart costs no failed requests: dead connections are replaced, not returned.
+        check=AsyncConnectionPool.check_connection,
+        reconnect_timeout=300,
+        # A caller waits at most this long for a connection, then gets PoolTimeout (UNAVAILABLE):
+        # when Postgres is down a fan hears so in seconds rather than at their deadline.
+        timeout=2.0,
         open=False,
         kwargs={"autocommit": True},
     )

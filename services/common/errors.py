@@ -12,8 +12,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import grpc
+import psycopg
+import psycopg_pool
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
+
+from services.common.handlers import Context, StreamBehaviour, UnaryBehaviour, rewrap
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +70,10 @@ class ResourceExhausted(AvatarError):
 ErrorMap = Mapping[type[BaseException], grpc.StatusCode]
 
 
+# A store that is down or restarting is a transient condition the caller may retry, not a bug.
+_INFRA_UNAVAILABLE: tuple[type[BaseException], ...] = (psycopg.OperationalError, psycopg_pool.PoolTimeout)
+
+
 def status_for(exc: BaseException, extra: ErrorMap) -> grpc.StatusCode | None:
     """The status code for ``exc``: its own, a registered one, or ``None`` for unexpected errors."""
     if isinstance(exc, AvatarError):
@@ -73,6 +81,8 @@ def status_for(exc: BaseException, extra: ErrorMap) -> grpc.StatusCode | None:
     for exc_type, code in extra.items():
         if isinstance(exc, exc_type):
             return code
+    if isinstance(exc, _INFRA_UNAVAILABLE):
+        return grpc.StatusCode.UNAVAILABLE
     return None
 
 
@@ -132,12 +142,9 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-
         if handler is None:
             return None
         extra = self._extra
-        # The handler's behaviours are typed for sync servers in grpc-stubs; on grpc.aio they are
-        # coroutines (unary responses) or async generators (streamed responses).
-        if handler.unary_unary or handler.stream_unary:
-            inner: Any = handler.unary_unary or handler.stream_unary
 
-            async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        def unary(inner: UnaryBehaviour) -> UnaryBehaviour:
+            async def call(request: Any, context: Context) -> Any:
                 try:
                     return await inner(request, context)
                 except grpc.aio.AbortError:
@@ -147,29 +154,20 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-
                 except Exception as exc:
                     await _abort(context, exc, extra)
 
-            factory = (
-                grpc.unary_unary_rpc_method_handler
-                if handler.unary_unary
-                else grpc.stream_unary_rpc_method_handler
-            )
-            return factory(unary, handler.request_deserializer, handler.response_serializer)
+            return call
 
-        inner_stream: Any = handler.unary_stream or handler.stream_stream
+        def streaming(inner: StreamBehaviour) -> StreamBehaviour:
+            async def call(request: Any, context: Context) -> AsyncIterator[Any]:
+                try:
+                    async for item in inner(request, context):
+                        yield item
+                except grpc.aio.AbortError:
+                    raise
+                except grpc.aio.AioRpcError as exc:
+                    await _relay(context, exc)
+                except Exception as exc:
+                    await _abort(context, exc, extra)
 
-        async def streaming(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[Any]:
-            try:
-                async for item in inner_stream(request, context):
-                    yield item
-            except grpc.aio.AbortError:
-                raise
-            except grpc.aio.AioRpcError as exc:
-                await _relay(context, exc)
-            except Exception as exc:
-                await _abort(context, exc, extra)
+            return call
 
-        factory_s = (
-            grpc.unary_stream_rpc_method_handler
-            if handler.unary_stream
-            else grpc.stream_stream_rpc_method_handler
-        )
-        return factory_s(streaming, handler.request_deserializer, handler.response_serializer)  # type: ignore[arg-type]
+        return rewrap(handler, unary, streaming)

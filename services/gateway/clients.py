@@ -14,11 +14,16 @@ from avatar.v1 import types_pb2
 from services.common.convert import ts_from_pb
 from services.gateway.core.types import (
     Action,
+    AuditEntry,
     Decision,
+    DraftReply,
     Evidence,
     GenerationChunk,
     InputVerdict,
+    Outcome,
     PastTurn,
+    PendingReply,
+    PendingStatus,
     Reason,
 )
 
@@ -33,6 +38,17 @@ ACTIONS_TO_PB = {v: k for k, v in _ACTIONS.items()}
 _ROLES = {"fan": mem_pb.TURN_ROLE_FAN, "avatar": mem_pb.TURN_ROLE_AVATAR}
 _ROLE_NAMES = {v: k for k, v in _ROLES.items()}
 RPC_TIMEOUT = 10.0
+_OUTCOMES = {
+    Outcome.ANSWERED: pol_pb.TURN_OUTCOME_ANSWERED,
+    Outcome.REFUSED: pol_pb.TURN_OUTCOME_REFUSED,
+    Outcome.HELD: pol_pb.TURN_OUTCOME_HELD,
+    Outcome.PAUSED: pol_pb.TURN_OUTCOME_PAUSED,
+}
+_PENDING = {
+    pol_pb.DRAFT_STATUS_PENDING: PendingStatus.WAITING,
+    pol_pb.DRAFT_STATUS_APPROVED: PendingStatus.APPROVED,
+    pol_pb.DRAFT_STATUS_REJECTED: PendingStatus.REJECTED,
+}
 
 
 def decision_from_pb(msg: types_pb2.PolicyDecision) -> Decision:
@@ -43,6 +59,20 @@ def decision_from_pb(msg: types_pb2.PolicyDecision) -> Decision:
         text=msg.text,
         controls_version=msg.controls_version,
     )
+
+
+def decision_to_pb(d: Decision) -> types_pb2.PolicyDecision:
+    """A decision for the wire."""
+    return types_pb2.PolicyDecision(
+        action=ACTIONS_TO_PB[d.action],
+        reasons=[types_pb2.PolicyReason(code=r.code, detail=r.detail, topic=r.topic) for r in d.reasons],
+        text=d.text,
+        controls_version=d.controls_version,
+    )
+
+
+def _evidence_ref(ev: Evidence) -> pol_pb.EvidenceRef:
+    return pol_pb.EvidenceRef(chunk_id=ev.chunk_id, quote=ev.text, score=ev.score)
 
 
 def evidence_from_pb(hit: types_pb2.Citation) -> Evidence:
@@ -70,7 +100,15 @@ class PolicyClient:
         self._stub = stub
 
     async def check_input(
-        self, creator_id: str, fan_id: str, message: str, prior_turns: int, minutes_since_last: float
+        self,
+        creator_id: str,
+        fan_id: str,
+        message: str,
+        prior_turns: int,
+        minutes_since_last: float,
+        *,
+        fan_age: int | None = None,
+        fan_age_verified: bool = False,
     ) -> InputVerdict:
         reply = await self._stub.CheckInput(
             pol_pb.CheckInputRequest(
@@ -79,6 +117,8 @@ class PolicyClient:
                 message=message,
                 prior_turns=prior_turns,
                 minutes_since_last_turn=minutes_since_last,
+                fan_age=fan_age,
+                fan_age_verified=fan_age_verified,
             ),
             timeout=RPC_TIMEOUT,
         )
@@ -94,6 +134,70 @@ class PolicyClient:
             timeout=RPC_TIMEOUT,
         )
         return decision_from_pb(reply.decision)
+
+    async def submit_draft(self, draft: DraftReply) -> str:
+        reply = await self._stub.SubmitDraft(
+            pol_pb.SubmitDraftRequest(
+                draft=pol_pb.Draft(
+                    creator_id=draft.creator_id,
+                    fan_id=draft.fan_id,
+                    conversation_id=draft.conversation_id,
+                    fan_message=draft.fan_message,
+                    draft_text=draft.text,
+                    evidence=[_evidence_ref(ev) for ev in draft.evidence],
+                    decisions=[decision_to_pb(d) for d in draft.decisions],
+                    controls_version=draft.controls_version,
+                )
+            ),
+            timeout=RPC_TIMEOUT,
+        )
+        return reply.draft_id
+
+    async def record_turn(self, entry: AuditEntry) -> None:
+        await self._stub.RecordTurn(
+            pol_pb.RecordTurnRequest(
+                record=pol_pb.TurnRecord(
+                    creator_id=entry.creator_id,
+                    fan_id=entry.fan_id,
+                    conversation_id=entry.conversation_id,
+                    fan_message=entry.fan_message,
+                    retrieved=[_evidence_ref(ev) for ev in entry.retrieved],
+                    draft_text=entry.draft_text,
+                    decisions=[decision_to_pb(d) for d in entry.decisions],
+                    final_text=entry.final_text,
+                    outcome=_OUTCOMES[entry.outcome],
+                    controls_version=entry.controls_version,
+                    draft_id=entry.draft_id,
+                )
+            ),
+            timeout=RPC_TIMEOUT,
+        )
+
+    async def fan_replies(self, creator_id: str, fan_id: str, conversation_id: str) -> list[PendingReply]:
+        reply = await self._stub.ListFanReplies(
+            pol_pb.ListFanRepliesRequest(
+                creator_id=creator_id, fan_id=fan_id, conversation_id=conversation_id
+            ),
+            timeout=RPC_TIMEOUT,
+        )
+        return [
+            PendingReply(
+                reply_id=r.reply_id,
+                conversation_id=r.conversation_id,
+                status=_PENDING.get(r.status, PendingStatus.WAITING),
+                # Belt and braces: only approved text ever leaves this adapter.
+                text=r.text if r.status == pol_pb.DRAFT_STATUS_APPROVED else "",
+                fan_message=r.fan_message,
+                delivered=r.delivered,
+            )
+            for r in reply.replies
+        ]
+
+    async def mark_delivered(self, creator_id: str, reply_ids: Sequence[str]) -> list[str]:
+        reply = await self._stub.MarkDelivered(
+            pol_pb.MarkDeliveredRequest(creator_id=creator_id, draft_ids=list(reply_ids)), timeout=RPC_TIMEOUT
+        )
+        return list(reply.draft_ids)
 
 
 class MemoryClient:

@@ -18,13 +18,13 @@ from services.common.clients import open_channel
 from services.common.convert import ts_to_pb
 from services.common.errors import InvalidArgument
 from services.common.server import ServiceSpec
-from services.gateway.clients import ACTIONS_TO_PB, InferenceClient, MemoryClient, PolicyClient
+from services.gateway.clients import InferenceClient, MemoryClient, PolicyClient, decision_to_pb
 from services.gateway.config import GatewayConfig
 from services.gateway.core.turn import TurnRunner, TurnSettings
 from services.gateway.core.types import (
-    Decision,
     Evidence,
     Outcome,
+    PendingStatus,
     TurnDelta,
     TurnEnd,
     TurnRequest,
@@ -38,6 +38,12 @@ _OUTCOMES = {
     Outcome.HELD: pb.REPLY_OUTCOME_HELD,
     Outcome.PAUSED: pb.REPLY_OUTCOME_PAUSED,
 }
+_PENDING = {
+    PendingStatus.WAITING: pb.PENDING_REPLY_STATUS_WAITING,
+    PendingStatus.APPROVED: pb.PENDING_REPLY_STATUS_APPROVED,
+    PendingStatus.REJECTED: pb.PENDING_REPLY_STATUS_REJECTED,
+}
+MAX_AGE = 150
 
 
 def citation_to_pb(ev: Evidence) -> types_pb2.Citation:
@@ -59,16 +65,6 @@ def citation_to_pb(ev: Evidence) -> types_pb2.Citation:
     )
 
 
-def decision_to_pb(d: Decision) -> types_pb2.PolicyDecision:
-    """A decision as reported at the end of a reply."""
-    return types_pb2.PolicyDecision(
-        action=ACTIONS_TO_PB[d.action],
-        reasons=[types_pb2.PolicyReason(code=r.code, detail=r.detail, topic=r.topic) for r in d.reasons],
-        text=d.text,
-        controls_version=d.controls_version,
-    )
-
-
 def end_to_pb(end: TurnEnd) -> pb.ReplyEnd:
     """The end-of-reply event."""
     return pb.ReplyEnd(
@@ -81,6 +77,7 @@ def end_to_pb(end: TurnEnd) -> pb.ReplyEnd:
             cached_prompt_tokens=end.cached_prompt_tokens,
         ),
         text=end.text,
+        pending_reply_id=end.pending_reply_id,
     )
 
 
@@ -98,7 +95,17 @@ class ConversationServicer(pb_grpc.ConversationServiceServicer):
                 raise InvalidArgument(f"{name} is required")
         if len(request.message) > self._max_chars:
             raise InvalidArgument(f"message is longer than {self._max_chars} characters")
-        turn = TurnRequest(request.creator_id, request.fan_id, request.conversation_id, request.message)
+        fan_age = request.fan_age if request.HasField("fan_age") else None
+        if fan_age is not None and not 0 <= fan_age <= MAX_AGE:
+            raise InvalidArgument(f"fan_age must be from 0 to {MAX_AGE}, got {fan_age}")
+        turn = TurnRequest(
+            request.creator_id,
+            request.fan_id,
+            request.conversation_id,
+            request.message,
+            fan_age=fan_age,
+            fan_age_verified=request.fan_age_verified,
+        )
         async for event in self._runner.run(turn):
             if isinstance(event, TurnStart):
                 yield pb.ConverseResponse(
@@ -121,6 +128,28 @@ class ConversationServicer(pb_grpc.ConversationServiceServicer):
             turns=[
                 pb.HistoryTurn(conversation_id=request.conversation_id, role=t.role, text=t.text)
                 for t in turns
+            ]
+        )
+
+    async def GetPendingReplies(
+        self, request: pb.GetPendingRepliesRequest, context: Ctx
+    ) -> pb.GetPendingRepliesResponse:
+        for name in ("creator_id", "fan_id"):
+            if not getattr(request, name).strip():
+                raise InvalidArgument(f"{name} is required")
+        replies = await self._runner.pending_replies(
+            request.creator_id, request.fan_id, request.conversation_id
+        )
+        return pb.GetPendingRepliesResponse(
+            replies=[
+                pb.PendingReply(
+                    reply_id=r.reply_id,
+                    conversation_id=r.conversation_id,
+                    status=_PENDING[r.status],
+                    text=r.text,
+                    fan_message=r.fan_message,
+                )
+                for r in replies
             ]
         )
 

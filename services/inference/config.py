@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from services.common import config as c
+from services.inference.core.engine import EngineConfig
 
 
 @dataclass(frozen=True)
@@ -25,9 +26,35 @@ class InferenceConfig:
     """Upper bound on a request's max_tokens (``AVATAR_INFERENCE_MAX_TOKENS``)."""
     build_missing: bool
     """Build missing models at start (``AVATAR_INFERENCE_BUILD_MODELS``)."""
+    max_batch: int = 16
+    """Sequences decoded together (``AVATAR_INFERENCE_MAX_BATCH``)."""
+    max_seq_len: int = 2048
+    """Tokens per sequence, prompt plus reply (``AVATAR_INFERENCE_MAX_SEQ_LEN``; capped at the model's)."""
+    prefill_chunk: int = 512
+    """Prompt tokens computed per engine step (``AVATAR_INFERENCE_PREFILL_CHUNK``)."""
+    kv_cache_mb: int = 256
+    """Prefix KV cache budget in MiB (``AVATAR_INFERENCE_KV_CACHE_MB``; 0 disables reuse)."""
+    kv_block_size: int = 16
+    """Tokens per prefix-cache block (``AVATAR_INFERENCE_KV_BLOCK_SIZE``)."""
+    embed_max_batch: int = 64
+    """Most texts per embedding batch (``AVATAR_INFERENCE_EMBED_MAX_BATCH``)."""
+    embed_max_wait_ms: int = 5
+    """Longest an Embed call waits for others to share its batch (``AVATAR_INFERENCE_EMBED_MAX_WAIT_MS``)."""
+
+    def engine_config(self) -> EngineConfig:
+        """The generation engine's sizing."""
+        return EngineConfig(
+            max_batch=self.max_batch,
+            max_seq_len=self.max_seq_len,
+            prefill_chunk=self.prefill_chunk,
+            kv_cache_bytes=self.kv_cache_mb * 1024 * 1024,
+            block_size=self.kv_block_size,
+            max_queue=self.max_queue,
+        )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> InferenceConfig:
+        """Read the ``AVATAR_*`` variables (``env`` defaults to ``os.environ``)."""
         return cls(
             server=c.ServerConfig.from_env("inference", env),
             model_dir=c.model_dir(env),
@@ -35,4 +62,11 @@ class InferenceConfig:
             max_queue=c.env_int("AVATAR_INFERENCE_MAX_QUEUE", 64, env, minimum=1),
             max_tokens_limit=c.env_int("AVATAR_INFERENCE_MAX_TOKENS", 1024, env, minimum=1),
             build_missing=c.env_bool("AVATAR_INFERENCE_BUILD_MODELS", True, env),
+            max_batch=c.env_int("AVATAR_INFERENCE_MAX_BATCH", 16, env, minimum=1),
+            max_seq_len=c.env_int("AVATAR_INFERENCE_MAX_SEQ_LEN", 2048, env, minimum=2),
+            prefill_chunk=c.env_int("AVATAR_INFERENCE_PREFILL_CHUNK", 512, env, minimum=1),
+            kv_cache_mb=c.env_int("AVATAR_INFERENCE_KV_CACHE_MB", 256, env, minimum=0),
+            kv_block_size=c.env_int("AVATAR_INFERENCE_KV_BLOCK_SIZE", 16, env, minimum=1),
+            embed_max_batch=c.env_int("AVATAR_INFERENCE_EMBED_MAX_BATCH", 64, env, minimum=1),
+            embed_max_wait_ms=c.env_int("AVATAR_INFERENCE_EMBED_MAX_WAIT_MS", 5, env, minimum=0),
         )

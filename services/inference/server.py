@@ -12,11 +12,18 @@ from avatar.v1 import inference_service_pb2 as pb
 from avatar.v1 import inference_service_pb2_grpc as pb_grpc
 from avatar.v1 import types_pb2
 from services.common.errors import InvalidArgument, ResourceExhausted, Unavailable
+from services.common.metrics import INFERENCE
 from services.common.server import ServiceSpec
 from services.inference.config import InferenceConfig
 from services.inference.core.embedder import Embedder
-from services.inference.core.engine import EmbeddingWorker, EngineStopped, GenerationEngine, QueueFull
-from services.inference.core.generator import DecoderModel, PromptTooLongError
+from services.inference.core.engine import (
+    EmbeddingWorker,
+    EngineStats,
+    EngineStopped,
+    GenerationEngine,
+    QueueFull,
+)
+from services.inference.core.generator import DecoderModel, GenerationEvent, PromptTooLongError
 from services.inference.core.sampling import SamplingParams
 from services.inference.core.tokenizer import ChatTemplateError
 from services.inference.models import embedder_dir, ensure_models, generator_dir
@@ -77,8 +84,15 @@ class InferenceServicer(pb_grpc.InferenceServiceServicer):
         prompt_ids = self._prompt_ids(request)
         remaining = context.time_remaining()
         deadline = time.monotonic() + remaining if remaining is not None else None
+        started = time.monotonic()
+        first = True
         try:
             async for event in self._engine.stream(prompt_ids, params, deadline):
+                if first and event.token_id is not None:
+                    INFERENCE.time_to_first_token.observe(time.monotonic() - started)
+                    first = False
+                if event.finish_reason is not None:
+                    record_metrics(self._engine, event)
                 reply = pb.GenerateResponse(
                     text=event.text, token_ids=[event.token_id] if event.token_id is not None else []
                 )
@@ -86,7 +100,9 @@ class InferenceServicer(pb_grpc.InferenceServiceServicer):
                     reply.finish_reason = _FINISH[event.finish_reason]
                     reply.usage.CopyFrom(
                         types_pb2.Usage(
-                            prompt_tokens=event.prompt_tokens, completion_tokens=event.generated_tokens
+                            prompt_tokens=event.prompt_tokens,
+                            completion_tokens=event.generated_tokens,
+                            cached_prompt_tokens=event.cached_tokens,
                         )
                     )
                 yield reply
@@ -94,6 +110,10 @@ class InferenceServicer(pb_grpc.InferenceServiceServicer):
             raise ResourceExhausted(str(exc), subject="inference-queue") from exc
         except EngineStopped as exc:
             raise Unavailable(str(exc)) from exc
+        except PromptTooLongError:
+            raise
+        except ValueError as exc:  # a bad token id in the prompt
+            raise InvalidArgument(str(exc)) from exc
 
     async def Embed(self, request: pb.EmbedRequest, context: Ctx) -> pb.EmbedResponse:
         texts = list(request.texts)
@@ -121,6 +141,44 @@ class InferenceServicer(pb_grpc.InferenceServiceServicer):
             execution_provider=model.session.get_providers()[0],
         )
 
+    async def GetStats(self, request: pb.GetStatsRequest, context: Ctx) -> pb.GetStatsResponse:
+        return stats_to_pb(self._engine.stats(), self._engine.config.block_size)
+
+
+def record_metrics(engine: GenerationEngine, last: GenerationEvent) -> None:
+    """Update the Prometheus inference metrics after a request's last event."""
+    INFERENCE.prefix_hit_tokens.inc(last.cached_tokens)
+    INFERENCE.prefix_miss_tokens.inc(last.prompt_tokens - last.cached_tokens)
+    INFERENCE.generated_tokens.inc(last.generated_tokens)
+    stats = engine.stats()
+    INFERENCE.queue_depth.set(stats.waiting)
+    INFERENCE.batch_size.set(stats.running)
+    INFERENCE.kv_blocks_used.set(stats.cache.used_blocks)
+    INFERENCE.kv_blocks_total.set(stats.cache.num_blocks)
+
+
+def stats_to_pb(stats: EngineStats, block_size: int) -> pb.GetStatsResponse:
+    """Engine counters as the proto message."""
+    cache = stats.cache
+    return pb.GetStatsResponse(
+        prefix_cache_lookups=cache.lookups,
+        prefix_cache_hits=cache.hits,
+        prefix_cache_misses=cache.misses,
+        cached_prompt_tokens=cache.hit_tokens,
+        queried_prompt_tokens=cache.queried_tokens,
+        prefix_cache_evictions=cache.evictions,
+        cache_blocks_total=cache.num_blocks,
+        cache_blocks_used=cache.used_blocks,
+        cache_blocks_pinned=cache.pinned_blocks,
+        cache_block_size=block_size,
+        running=stats.running,
+        waiting=stats.waiting,
+        steps=stats.steps,
+        prefill_tokens=stats.prefill_tokens,
+        generated_tokens=stats.generated_tokens,
+        completed=stats.completed,
+    )
+
 
 async def build(cfg: InferenceConfig) -> ServiceSpec:
     """Load (building if needed) the models, start the engine threads, describe the service."""
@@ -129,9 +187,11 @@ async def build(cfg: InferenceConfig) -> ServiceSpec:
     threads = cfg.intra_op_threads or None
     model = DecoderModel(generator_dir(cfg.model_dir), intra_op_num_threads=threads)
     embedder = Embedder(embedder_dir(cfg.model_dir), intra_op_threads=cfg.intra_op_threads)
-    engine = GenerationEngine(model, max_queue=cfg.max_queue)
+    engine = GenerationEngine(model, cfg.engine_config())
     engine.start()
-    embeddings = EmbeddingWorker(embedder)
+    embeddings = EmbeddingWorker(
+        embedder, max_batch=cfg.embed_max_batch, max_wait_s=cfg.embed_max_wait_ms / 1000.0
+    )
     servicer = InferenceServicer(engine, embeddings, cfg.max_tokens_limit)
 
     async def stop() -> None:

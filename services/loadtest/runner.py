@@ -15,6 +15,8 @@ import grpc
 
 from avatar.v1 import conversation_service_pb2 as pb
 from avatar.v1 import conversation_service_pb2_grpc as pb_grpc
+from services.common.clients import open_channel
+from services.common.config import ClientSecurity
 from services.loadtest.stats import TurnResult
 
 DEFAULT_MESSAGES = (
@@ -134,7 +136,7 @@ async def run_load(
     pacer = _Pacer(cfg.rate)
     t0 = time.monotonic()
     stop_at = t0 + cfg.duration_s if cfg.duration_s > 0 else float("inf")
-    async with grpc.aio.insecure_channel(cfg.target) as channel:
+    async with open_channel(cfg.target, ClientSecurity.for_cli()) as channel:
         stub = pb_grpc.ConversationServiceStub(channel)
 
         async def fan(i: int) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
+from google.protobuf import json_format, struct_pb2
 
 from avatar.v1 import memory_service_pb2 as pb
 from avatar.v1 import memory_service_pb2_grpc as pb_grpc
@@ -21,11 +22,27 @@ from services.common.server import ServiceSpec
 from services.memory.config import MemoryConfig
 from services.memory.core import errors
 from services.memory.core.store import MemoryStore, open_store
-from services.memory.core.types import NewChunk, SearchHit, Turn
+from services.memory.core.types import (
+    Conversation,
+    FanFact,
+    NewChunk,
+    PersonaProfile,
+    SearchFilters,
+    SearchHit,
+    SearchMode,
+    Turn,
+)
+from services.memory.redis_cache import RedisSearchCache, connect
 
 Ctx = grpc.aio.ServicerContext[Any, Any]
 _ROLES = {"fan": pb.TURN_ROLE_FAN, "avatar": pb.TURN_ROLE_AVATAR}
 _ROLE_NAMES = {v: k for k, v in _ROLES.items()}
+_MODES: dict[int, SearchMode] = {
+    pb.SEARCH_MODE_UNSPECIFIED: "hybrid",
+    pb.SEARCH_MODE_HYBRID: "hybrid",
+    pb.SEARCH_MODE_VECTOR: "vector",
+    pb.SEARCH_MODE_TEXT: "text",
+}
 
 
 def hit_to_pb(hit: SearchHit) -> types_pb2.Citation:
@@ -38,7 +55,7 @@ def hit_to_pb(hit: SearchHit) -> types_pb2.Citation:
             url=hit.url,
             created_at=ts_to_pb(hit.created_at),
             kind=kind_to_pb(hit.kind),
-            path=getattr(hit, "path", ""),
+            path=hit.path,
         ),
         quote=hit.text,
         start_char=hit.start_char,
@@ -55,6 +72,56 @@ def turn_to_pb(turn: Turn) -> pb.Turn:
         text=turn.text,
         citation_chunk_ids=list(turn.citations),
         created_at=ts_to_pb(turn.created_at),
+        turn_id=turn.turn_id,
+        fan_id=turn.fan_id,
+    )
+
+
+def scores_to_pb(hit: SearchHit) -> pb.HitScores:
+    """How a hit was ranked."""
+    return pb.HitScores(fused_score=hit.fused_score, vector_rank=hit.vector_rank, text_rank=hit.text_rank)
+
+
+def filters_from_pb(request: pb.SearchRequest) -> SearchFilters:
+    """The search filters of a request (validated by the store)."""
+    return SearchFilters(
+        platforms=tuple(platform_from_pb(p) for p in request.platforms),
+        kinds=tuple(kind_from_pb(k) for k in request.kinds),
+        published_after=ts_from_pb(request, "published_after"),
+        published_before=ts_from_pb(request, "published_before"),
+    )
+
+
+def conversation_to_pb(conv: Conversation) -> pb.ConversationSummary:
+    """A conversation as its proto."""
+    return pb.ConversationSummary(
+        fan_id=conv.fan_id,
+        conversation_id=conv.conversation_id,
+        created_at=ts_to_pb(conv.created_at),
+        turn_count=conv.turn_count,
+        last_turn_at=ts_to_pb(conv.last_turn_at),
+    )
+
+
+def fact_to_pb(fact: FanFact) -> pb.FanFact:
+    """A fan fact as its proto."""
+    return pb.FanFact(
+        key=fact.key,
+        value=fact.value,
+        explicit=fact.origin == "explicit",
+        updated_at=ts_to_pb(fact.updated_at),
+    )
+
+
+def persona_to_pb(persona: PersonaProfile) -> pb.PersonaProfile:
+    """A persona profile as its proto."""
+    profile = struct_pb2.Struct()
+    profile.update(persona.profile)
+    return pb.PersonaProfile(
+        creator_id=persona.creator_id,
+        profile=profile,
+        version=persona.version,
+        updated_at=ts_to_pb(persona.updated_at),
     )
 
 
@@ -99,14 +166,22 @@ class MemoryServicer(pb_grpc.MemoryServiceServicer):
             raise errors.InvalidArgument(
                 "embedding is required (embed the query with InferenceService.Embed)"
             )
-        hits = await self._store.search(
+        if request.mode not in _MODES:
+            raise errors.InvalidArgument(f"mode must be a known SearchMode, got {request.mode}")
+        result = await self._store.search_result(
             request.creator_id,
             list(request.embedding),
             k=request.top_k or 5,
             min_score=request.min_score,
-            kinds=[kind_from_pb(k) for k in request.kinds] or None,
+            query=request.query,
+            filters=filters_from_pb(request),
+            mode=_MODES[request.mode],
         )
-        return pb.SearchResponse(hits=[hit_to_pb(h) for h in hits])
+        return pb.SearchResponse(
+            hits=[hit_to_pb(h) for h in result.hits],
+            scores=[scores_to_pb(h) for h in result.hits],
+            from_cache=result.from_cache,
+        )
 
     async def AppendTurn(self, request: pb.AppendTurnRequest, context: Ctx) -> pb.AppendTurnResponse:
         turn = request.turn
@@ -123,10 +198,65 @@ class MemoryServicer(pb_grpc.MemoryServiceServicer):
         return pb.AppendTurnResponse(turn=turn_to_pb(stored))
 
     async def ListTurns(self, request: pb.ListTurnsRequest, context: Ctx) -> pb.ListTurnsResponse:
-        turns = await self._store.history(
-            request.creator_id, request.fan_id, request.conversation_id or None, request.limit or 20
+        page = await self._store.history_page(
+            request.creator_id,
+            request.fan_id,
+            request.conversation_id or None,
+            request.limit or 20,
+            request.page_token,
         )
-        return pb.ListTurnsResponse(turns=[turn_to_pb(t) for t in turns])
+        return pb.ListTurnsResponse(
+            turns=[turn_to_pb(t) for t in page.turns], next_page_token=page.next_page_token
+        )
+
+    async def ListConversations(
+        self, request: pb.ListConversationsRequest, context: Ctx
+    ) -> pb.ListConversationsResponse:
+        page = await self._store.list_conversations(
+            request.creator_id, request.fan_id or None, request.page_size or 20, request.page_token
+        )
+        return pb.ListConversationsResponse(
+            conversations=[conversation_to_pb(c) for c in page.conversations],
+            next_page_token=page.next_page_token,
+        )
+
+    async def GetFanMemory(self, request: pb.GetFanMemoryRequest, context: Ctx) -> pb.GetFanMemoryResponse:
+        memory = await self._store.fan_memory(
+            request.creator_id, request.fan_id, request.recent_turns or None
+        )
+        return pb.GetFanMemoryResponse(
+            facts=[fact_to_pb(f) for f in memory.facts],
+            summary=memory.summary,
+            turns_summarised=memory.turns_summarised,
+            recent_turns=[turn_to_pb(t) for t in memory.recent_turns],
+        )
+
+    async def PutFanFacts(self, request: pb.PutFanFactsRequest, context: Ctx) -> pb.PutFanFactsResponse:
+        await self._store.put_fan_facts(request.creator_id, request.fan_id, dict(request.facts))
+        return pb.PutFanFactsResponse()
+
+    async def ForgetFan(self, request: pb.ForgetFanRequest, context: Ctx) -> pb.ForgetFanResponse:
+        turns, facts = await self._store.forget_fan(
+            request.creator_id, request.fan_id, list(request.fact_keys)
+        )
+        return pb.ForgetFanResponse(turns_deleted=turns, facts_deleted=facts)
+
+    async def GetPersonaProfile(
+        self, request: pb.GetPersonaProfileRequest, context: Ctx
+    ) -> pb.GetPersonaProfileResponse:
+        return pb.GetPersonaProfileResponse(
+            profile=persona_to_pb(await self._store.get_persona(request.creator_id))
+        )
+
+    async def PutPersonaProfile(
+        self, request: pb.PutPersonaProfileRequest, context: Ctx
+    ) -> pb.PutPersonaProfileResponse:
+        stored = await self._store.put_persona(
+            request.creator_id,
+            json_format.MessageToDict(request.profile),
+            request.expected_version,
+        )
+        return pb.PutPersonaProfileResponse(profile=persona_to_pb(stored))
 
     async def DeleteSource(self, request: pb.DeleteSourceRequest, context: Ctx) -> pb.DeleteSourceResponse:
         deleted = await self._store.delete_source(
@@ -145,9 +275,24 @@ class MemoryServicer(pb_grpc.MemoryServiceServicer):
 
 
 async def build(cfg: MemoryConfig) -> ServiceSpec:
-    """Apply migrations, open the pool, and describe the service."""
-    store = await open_store(cfg.database_url, ef_search=cfg.ef_search, max_size=cfg.pool_size)
+    """Apply migrations, open the pool (and the Redis cache when configured), describe the service."""
+    cache = None
+    if cfg.redis_url is not None and cfg.cache_ttl_seconds > 0:
+        cache = RedisSearchCache(connect(cfg.redis_url), ttl_seconds=cfg.cache_ttl_seconds)
+    store = await open_store(
+        cfg.database_url,
+        ef_search=cfg.ef_search,
+        max_size=cfg.pool_size,
+        cache=cache,
+        summary_window=cfg.summary_window,
+    )
     servicer = MemoryServicer(store)
+
+    async def stop() -> None:
+        await store.close()
+        if cache is not None:
+            await cache.close()
+
     return ServiceSpec(
         name="memory",
         register=lambda server: pb_grpc.add_MemoryServiceServicer_to_server(servicer, server),
@@ -155,6 +300,7 @@ async def build(cfg: MemoryConfig) -> ServiceSpec:
         error_map={
             errors.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
             errors.NotFound: grpc.StatusCode.NOT_FOUND,
+            errors.Conflict: grpc.StatusCode.ABORTED,
         },
-        on_stop=store.close,
+        on_stop=stop,
     )

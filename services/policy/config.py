@@ -15,9 +15,17 @@ class PolicyConfig:
     server: c.ServerConfig
     """Bind address, port, shutdown grace, tracing."""
     database_url: str
-    """Postgres holding the controls and the decision audit (``AVATAR_DATABASE_URL``)."""
+    """Postgres holding the controls, drafts and audit records (``AVATAR_DATABASE_URL``)."""
     pool_size: int
     """Most Postgres connections (``AVATAR_POLICY_POOL_SIZE``)."""
+    redis_url: str | None = None
+    """Redis for the rate-limit buckets (``AVATAR_REDIS_URL``); unset = no rate limits."""
+    inference_target: str | None = None
+    """Inference service for embedding fan messages against blocked-topic examples
+    (``AVATAR_INFERENCE_TARGET``); unset = keyword matching only."""
+    audit_purge_interval_s: float = 3600.0
+    """How often audit records past their creator's retention are purged
+    (``AVATAR_POLICY_AUDIT_PURGE_SECONDS``; 0 = only on RecordTurn and PurgeAudit)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> PolicyConfig:
@@ -28,4 +36,7 @@ class PolicyConfig:
             server=c.ServerConfig.from_env("policy", env),
             database_url=url,
             pool_size=c.env_int("AVATAR_POLICY_POOL_SIZE", 10, env, minimum=1),
+            redis_url=c.redis_url(env),
+            inference_target=c.service_target("inference", env),
+            audit_purge_interval_s=c.env_float("AVATAR_POLICY_AUDIT_PURGE_SECONDS", 3600.0, env),
         )

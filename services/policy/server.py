@@ -2,38 +2,72 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
 
+from avatar.v1 import inference_service_pb2 as inf_pb
+from avatar.v1 import inference_service_pb2_grpc as inf_grpc
 from avatar.v1 import policy_service_pb2 as pb
 from avatar.v1 import policy_service_pb2_grpc as pb_grpc
-from services.common.errors import InvalidArgument
+from services.common.clients import open_channel
+from services.common.errors import InvalidArgument, ResourceExhausted, Unavailable
 from services.common.server import ServiceSpec
 from services.policy.config import PolicyConfig
-from services.policy.convert import controls_from_pb, controls_to_pb, decision_to_pb
-from services.policy.core.checks import check_input, check_output_sentence, needs_disclosure
-from services.policy.core.controls import InvalidControls
+from services.policy.convert import (
+    DRAFT_STATUS_BACK,
+    controls_from_pb,
+    controls_to_pb,
+    decision_to_pb,
+    draft_to_pb,
+    fan_reply_to_pb,
+    new_draft_from_pb,
+    turn_record_from_pb,
+    turn_record_to_pb,
+)
+from services.policy.core.checks import FanInfo, check_input, check_output_sentence, needs_disclosure
+from services.policy.core.controls import Autonomy, Controls, InvalidControls
 from services.policy.core.decisions import Action, Stage
+from services.policy.core.ratelimit import Bucket, RateLimited, RateLimiter, RateLimiterUnavailable
+from services.policy.core.records import DraftAlreadyDecided, DraftNotFound
+from services.policy.core.similarity import TopicIndex
 from services.policy.core.store import PolicyStore, VersionConflict, open_store
 
+log = logging.getLogger(__name__)
 Ctx = grpc.aio.ServicerContext[Any, Any]
 MAX_TEXT = 8_000
+MAX_DRAFT_TEXT = 20_000
+MAX_EVIDENCE = 50
 
 
-def _require(value: str, name: str) -> str:
+def _require(value: str, name: str, limit: int = MAX_TEXT) -> str:
     if not value:
         raise InvalidArgument(f"{name} is required")
-    if len(value) > MAX_TEXT:
-        raise InvalidArgument(f"{name} is longer than {MAX_TEXT} characters")
+    if len(value) > limit:
+        raise InvalidArgument(f"{name} is longer than {limit} characters")
     return value
 
 
 class PolicyServicer(pb_grpc.PolicyServiceServicer):
-    """Thin adapter over the policy store and checks."""
+    """Thin adapter over the policy store, checks, rate limiter and topic index.
 
-    def __init__(self, store: PolicyStore) -> None:
+    Args:
+        store: Controls, drafts and audit records.
+        limiter: Rate limiter; ``None`` disables rate limits.
+        topics: Embedding index of blocked-topic examples; ``None`` = keywords only.
+    """
+
+    def __init__(
+        self, store: PolicyStore, limiter: RateLimiter | None = None, topics: TopicIndex | None = None
+    ) -> None:
         self._store = store
+        self._limiter = limiter
+        self._topics = topics
 
     async def GetControls(self, request: pb.GetControlsRequest, context: Ctx) -> pb.GetControlsResponse:
         controls = await self._store.get_controls(_require(request.creator_id, "creator_id"))
@@ -48,9 +82,17 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
 
     async def CheckInput(self, request: pb.CheckInputRequest, context: Ctx) -> pb.CheckInputResponse:
         creator_id = _require(request.creator_id, "creator_id")
+        message = _require(request.message, "message")
         # Read fresh on every turn: a kill switch must take effect on the very next message.
         controls = await self._store.get_controls(creator_id)
-        decision = check_input(controls, _require(request.message, "message"))
+        if controls.autonomy is not Autonomy.PAUSED:
+            await self._spend(controls, creator_id, request.fan_id)
+        scores = await self._topics.scores(controls, message) if self._topics is not None else {}
+        fan = FanInfo(
+            age=request.fan_age if request.HasField("fan_age") else None,
+            age_verified=request.fan_age_verified,
+        )
+        decision = check_input(controls, message, fan=fan, now=datetime.now(UTC), topic_scores=scores)
         if decision.action is not Action.ALLOW:
             await self._store.record_decision(
                 creator_id, Stage.INPUT, decision, controls_version=controls.version
@@ -67,19 +109,195 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
 
     async def CheckOutput(self, request: pb.CheckOutputRequest, context: Ctx) -> pb.CheckOutputResponse:
         creator_id = _require(request.creator_id, "creator_id")
+        if len(request.evidence) > MAX_EVIDENCE:
+            raise InvalidArgument(f"evidence has more than {MAX_EVIDENCE} entries")
         controls = await self._store.get_controls(creator_id)
-        decision = check_output_sentence(controls, _require(request.sentence, "sentence"))
+        # The live path always sends the turn's evidence (possibly none), so grounding always runs.
+        decision = check_output_sentence(
+            controls, _require(request.sentence, "sentence"), list(request.evidence)
+        )
         if decision.action is not Action.ALLOW:
             await self._store.record_decision(
                 creator_id, Stage.OUTPUT, decision, controls_version=controls.version
             )
         return pb.CheckOutputResponse(decision=decision_to_pb(decision, controls.version))
 
+    # -- approval queue -----------------------------------------------------------------------
+
+    async def SubmitDraft(self, request: pb.SubmitDraftRequest, context: Ctx) -> pb.SubmitDraftResponse:
+        d = request.draft
+        for name in ("creator_id", "fan_id", "conversation_id", "fan_message"):
+            _require(getattr(d, name), f"draft.{name}")
+        if len(d.draft_text) > MAX_DRAFT_TEXT:
+            raise InvalidArgument(f"draft.draft_text is longer than {MAX_DRAFT_TEXT} characters")
+        draft_id = await self._store.submit_draft(new_draft_from_pb(d))
+        return pb.SubmitDraftResponse(draft_id=draft_id)
+
+    async def ListDrafts(self, request: pb.ListDraftsRequest, context: Ctx) -> pb.ListDraftsResponse:
+        drafts = await self._store.list_drafts(
+            _require(request.creator_id, "creator_id"),
+            status=DRAFT_STATUS_BACK.get(request.status),
+            fan_id=request.fan_id,
+            edited_only=request.edited_only,
+            limit=request.limit or 50,
+        )
+        return pb.ListDraftsResponse(drafts=[draft_to_pb(d) for d in drafts])
+
+    async def ApproveDraft(self, request: pb.ApproveDraftRequest, context: Ctx) -> pb.ApproveDraftResponse:
+        text = None
+        if request.HasField("edited_text"):
+            text = _require(request.edited_text.strip(), "edited_text", MAX_DRAFT_TEXT)
+        draft = await self._store.decide_draft(
+            _require(request.creator_id, "creator_id"),
+            _require(request.draft_id, "draft_id"),
+            approve=True,
+            text=text,
+            note=request.note,
+        )
+        return pb.ApproveDraftResponse(draft=draft_to_pb(draft))
+
+    async def RejectDraft(self, request: pb.RejectDraftRequest, context: Ctx) -> pb.RejectDraftResponse:
+        draft = await self._store.decide_draft(
+            _require(request.creator_id, "creator_id"),
+            _require(request.draft_id, "draft_id"),
+            approve=False,
+            note=request.note,
+        )
+        return pb.RejectDraftResponse(draft=draft_to_pb(draft))
+
+    async def ListFanReplies(
+        self, request: pb.ListFanRepliesRequest, context: Ctx
+    ) -> pb.ListFanRepliesResponse:
+        drafts = await self._store.list_drafts(
+            _require(request.creator_id, "creator_id"),
+            fan_id=_require(request.fan_id, "fan_id"),
+            conversation_id=request.conversation_id,
+            limit=200,
+        )
+        return pb.ListFanRepliesResponse(replies=[fan_reply_to_pb(d) for d in drafts])
+
+    async def MarkDelivered(self, request: pb.MarkDeliveredRequest, context: Ctx) -> pb.MarkDeliveredResponse:
+        ids = await self._store.mark_delivered(
+            _require(request.creator_id, "creator_id"), list(request.draft_ids)
+        )
+        return pb.MarkDeliveredResponse(draft_ids=ids)
+
+    # -- audit --------------------------------------------------------------------------------
+
+    async def RecordTurn(self, request: pb.RecordTurnRequest, context: Ctx) -> pb.RecordTurnResponse:
+        r = request.record
+        for name in ("creator_id", "fan_id", "conversation_id", "fan_message"):
+            _require(getattr(r, name), f"record.{name}")
+        record = turn_record_from_pb(r)
+        record_id = await self._store.record_turn(record)
+        # Retention is enforced where records arrive, so a creator's log never outgrows it by more
+        # than the purge interval even when the periodic purge is off.
+        controls = await self._store.get_controls(record.creator_id)
+        await self._store.purge_expired(record.creator_id, controls.audit_retention_days)
+        return pb.RecordTurnResponse(record_id=record_id)
+
+    async def ListAudit(self, request: pb.ListAuditRequest, context: Ctx) -> pb.ListAuditResponse:
+        before = 0
+        if request.page_token:
+            try:
+                before = int(request.page_token)
+            except ValueError:
+                raise InvalidArgument("page_token is not one this service issued") from None
+        limit = request.limit or 50
+        records = await self._store.list_audit(
+            _require(request.creator_id, "creator_id"),
+            fan_id=request.fan_id,
+            conversation_id=request.conversation_id,
+            before_id=before,
+            limit=limit,
+        )
+        token = str(records[-1].record_id) if len(records) == min(max(limit, 1), 500) else ""
+        return pb.ListAuditResponse(records=[turn_record_to_pb(r) for r in records], next_page_token=token)
+
+    async def DeleteAudit(self, request: pb.DeleteAuditRequest, context: Ctx) -> pb.DeleteAuditResponse:
+        deleted = await self._store.delete_audit(
+            _require(request.creator_id, "creator_id"),
+            fan_id=request.fan_id,
+            record_ids=list(request.record_ids),
+            before=request.before.ToDatetime(tzinfo=UTC) if request.HasField("before") else None,
+        )
+        return pb.DeleteAuditResponse(deleted=deleted)
+
+    async def PurgeAudit(self, request: pb.PurgeAuditRequest, context: Ctx) -> pb.PurgeAuditResponse:
+        if request.creator_id:
+            controls = await self._store.get_controls(request.creator_id)
+            deleted = await self._store.purge_expired(request.creator_id, controls.audit_retention_days)
+        else:
+            deleted = await self._store.purge_all_expired()
+        return pb.PurgeAuditResponse(deleted=deleted)
+
+    async def _spend(self, controls: Controls, creator_id: str, fan_id: str) -> None:
+        if self._limiter is None:
+            return
+        buckets = [
+            Bucket(f"fan:{creator_id}/{fan_id}", controls.fan_rate),
+            Bucket(f"creator:{creator_id}", controls.creator_rate),
+        ]
+        try:
+            await self._limiter.spend(buckets)
+        except RateLimited as exc:
+            raise ResourceExhausted(str(exc), exc.subject) from exc
+        except RateLimiterUnavailable as exc:
+            raise Unavailable(str(exc)) from exc
+
+
+def _embedder(target: str) -> tuple[TopicIndex, grpc.aio.Channel]:
+    channel = open_channel(target)
+    stub = inf_grpc.InferenceServiceStub(channel)
+
+    async def embed(texts: Sequence[str]) -> list[list[float]]:
+        reply = await stub.Embed(inf_pb.EmbedRequest(texts=list(texts)), timeout=10)
+        return [list(e.values) for e in reply.embeddings]
+
+    return TopicIndex(embed), channel
+
 
 async def build(cfg: PolicyConfig) -> ServiceSpec:
-    """Apply migrations, open the pool, and describe the service."""
+    """Apply migrations, open the pool, Redis and the inference channel, and describe the service."""
     store = await open_store(cfg.database_url, max_size=cfg.pool_size)
-    servicer = PolicyServicer(store)
+    limiter = None
+    if cfg.redis_url is not None:
+        import redis.asyncio as aioredis
+
+        # Short timeouts: a fan waits on this, and a Redis outage must fail fast (and closed).
+        limiter = RateLimiter(
+            aioredis.from_url(cfg.redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
+        )
+    else:
+        log.warning("AVATAR_REDIS_URL is not set: rate limits are off")
+    topics, channel = _embedder(cfg.inference_target) if cfg.inference_target else (None, None)
+    servicer = PolicyServicer(store, limiter, topics)
+
+    async def purge_forever() -> None:
+        while True:
+            await asyncio.sleep(cfg.audit_purge_interval_s)
+            try:
+                deleted = await store.purge_all_expired()
+                if deleted:
+                    log.info("purged %d audit records past retention", deleted)
+            except Exception:  # the next round retries; a failed purge must not stop the service
+                log.exception("audit purge failed")
+
+    purger = (
+        asyncio.get_running_loop().create_task(purge_forever()) if cfg.audit_purge_interval_s > 0 else None
+    )
+
+    async def stop() -> None:
+        if purger is not None:
+            purger.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await purger
+        if limiter is not None:
+            await limiter.close()
+        if channel is not None:
+            await channel.close(None)
+        await store.close()
+
     return ServiceSpec(
         name="policy",
         register=lambda server: pb_grpc.add_PolicyServiceServicer_to_server(servicer, server),
@@ -87,6 +305,8 @@ async def build(cfg: PolicyConfig) -> ServiceSpec:
         error_map={
             InvalidControls: grpc.StatusCode.INVALID_ARGUMENT,
             VersionConflict: grpc.StatusCode.ABORTED,
+            DraftNotFound: grpc.StatusCode.NOT_FOUND,
+            DraftAlreadyDecided: grpc.StatusCode.FAILED_PRECONDITION,
         },
-        on_stop=store.close,
+        on_stop=stop,
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,39 +83,55 @@ def _server_config(name: str) -> ServerConfig:
     return ServerConfig(host="127.0.0.1", port=0, grace_seconds=2.0, otlp_endpoint=None, log_level="INFO")
 
 
-@pytest.fixture(scope="session")
-async def suite(
-    model_dir: Path, suite_db: str, redis_url: str, spans: InMemorySpanExporter
-) -> AsyncIterator[Suite]:
+async def start_suite(
+    model_dir: Path,
+    suite_db: str,
+    redis_url: str,
+    server_config: Callable[[str], ServerConfig] = _server_config,
+) -> Suite:
+    """Start the five services in this process; ``server_config`` adds TLS/auth per service."""
     servers: dict[str, RunningServer] = {}
     servers["inference"] = await start_server(
         await inference_server.build(
-            InferenceConfig(_server_config("inference"), model_dir, 1, 8, 256, build_missing=False)
-        )
+            InferenceConfig(server_config("inference"), model_dir, 1, 8, 256, build_missing=False)
+        ),
+        config=server_config("inference"),
     )
     servers["memory"] = await start_server(
         await memory_server.build(
-            MemoryConfig(_server_config("memory"), suite_db, ef_search=100, pool_size=4)
-        )
+            MemoryConfig(server_config("memory"), suite_db, ef_search=100, pool_size=4)
+        ),
+        config=server_config("memory"),
     )
     servers["policy"] = await start_server(
-        await policy_server.build(PolicyConfig(_server_config("policy"), suite_db, pool_size=4))
+        await policy_server.build(
+            PolicyConfig(
+                server_config("policy"),
+                suite_db,
+                pool_size=4,
+                redis_url=redis_url,
+                inference_target=servers["inference"].target,
+            )
+        ),
+        config=server_config("policy"),
     )
     servers["ingest"] = await start_server(
         await ingest_server.build(
             IngestConfig(
-                _server_config("ingest"),
+                server_config("ingest"),
                 servers["inference"].target,
                 servers["memory"].target,
                 max_upload_bytes=1_000_000,
                 chunk_tokens=120,
+                database_url=suite_db,
             )
-        )
+        ),
+        config=server_config("ingest"),
     )
     servers["gateway"] = await start_server(
         await gateway_server.build(
             GatewayConfig(
-                _server_config("gateway"),
+                server_config("gateway"),
                 servers["policy"].target,
                 servers["memory"].target,
                 servers["inference"].target,
@@ -125,10 +141,24 @@ async def suite(
                 min_score=0.2,
                 max_message_chars=2000,
             )
-        )
+        ),
+        config=server_config("gateway"),
     )
+    return Suite(servers)
+
+
+async def stop_suite(suite: Suite) -> None:
+    """Stop the services, front to back."""
+    for name in ("gateway", "ingest", "policy", "memory", "inference"):
+        await suite.servers[name].stop(1.0)
+
+
+@pytest.fixture(scope="session")
+async def suite(
+    model_dir: Path, suite_db: str, redis_url: str, spans: InMemorySpanExporter
+) -> AsyncIterator[Suite]:
+    running = await start_suite(model_dir, suite_db, redis_url)
     try:
-        yield Suite(servers)
+        yield running
     finally:
-        for name in ("gateway", "ingest", "policy", "memory", "inference"):
-            await servers[name].stop(1.0)
+        await stop_suite(running)

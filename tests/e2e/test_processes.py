@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import grpc
@@ -38,13 +39,21 @@ def _wait_serving(target: str, timeout: float = 60) -> None:
 
 
 def test_a_service_runs_alone_and_drains_on_sigterm(database_url: str) -> None:
-    port = free_port()
-    env = dict(os.environ, AVATAR_DATABASE_URL=database_url, AVATAR_MEMORY_PORT=str(port))
+    port, metrics_port = free_port(), free_port()
+    env = dict(
+        os.environ,
+        AVATAR_DATABASE_URL=database_url,
+        AVATAR_MEMORY_PORT=str(port),
+        AVATAR_MEMORY_METRICS_PORT=str(metrics_port),
+    )
     proc = subprocess.Popen(
         [sys.executable, "-m", "services.memory"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
     try:
         _wait_serving(f"127.0.0.1:{port}")
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as reply:
+            exposition = reply.read().decode()
+        assert "avatar_rpc_requests_total" in exposition and 'service="memory"' in exposition
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=20)
     finally:

@@ -332,3 +332,17 @@ async def test_upload_ingests_a_streamed_file_and_reports_unknown_formats(suite:
             await stub.Upload(iter(messages("big.txt", b"x" * 1_000_001)), timeout=30)
         assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         assert "big.txt" in (info.value.details() or "")
+
+
+async def test_rpcs_are_counted_and_timed_for_prometheus(suite: Suite) -> None:
+    from prometheus_client import generate_latest
+
+    from services.common.metrics import REGISTRY
+
+    async with suite.channel("ingest") as ch:
+        with pytest.raises(grpc.aio.AioRpcError):
+            await ing_grpc.IngestServiceStub(ch).GetJob(ing_pb.GetJobRequest(job_id="missing"), timeout=5)
+    text = generate_latest(REGISTRY).decode()
+    method = 'method="/avatar.v1.IngestService/GetJob"'
+    assert f'avatar_rpc_requests_total{{code="NOT_FOUND",{method},service="ingest"}}' in text
+    assert f'avatar_rpc_latency_seconds_count{{{method},service="ingest"}}' in text

@@ -24,7 +24,8 @@ from services.memory.core import (
     NotFound,
     open_store,
 )
-from services.memory.core.store import _SEARCH_SQL
+from services.memory.core.search_sql import search_sql
+from services.memory.core.types import SearchFilters
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -220,15 +221,18 @@ async def test_filtered_search_fills_k_through_the_hnsw_index(database_url: str)
         await conn.execute("DROP INDEX chunks_source_id")
         await conn.execute(f'ALTER DATABASE "{dbname}" SET enable_seqscan = off')
     async with await open_store(database_url, ef_search=40) as store:
-        async with store.pool.connection() as conn:
+        async with store.pool.connection() as conn, conn.transaction():
+            # Under the tenant role, as the store runs it: row-level security must not cost the index.
+            await conn.execute("SET LOCAL ROLE avatar_tenant")
+            await conn.execute("SELECT set_config('app.creator_id', 'small', true)")
             cur = await conn.execute(
-                "EXPLAIN " + _SEARCH_SQL,
-                {"q": query.astype(np.float32), "creator": "small", "k": 10, "min_score": -1.0},
+                "EXPLAIN " + search_sql("vector", SearchFilters(), with_text=False),
+                {"q": query.astype(np.float32), "creator": "small", "n": 10, "tsq": None},
             )
             plan = "\n".join(row[0] for row in await cur.fetchall())
         assert "Index Scan using chunks_embedding_hnsw" in plan
 
-        hits = await store.search("small", list(query), k=10, min_score=-1.0)
+        hits = await store.search("small", list(query), k=10, min_score=-1.0, mode="vector")
     expected = sorted(small, key=lambda c: -float(np.dot(c.embedding, query)))[:10]
     assert [h.text for h in hits] == [c.text for c in expected]
 

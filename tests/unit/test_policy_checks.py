@@ -48,6 +48,8 @@ def make_controls(**changes: object) -> Controls:
         ),
         never_claim=("I have a child", "give away"),
         allowed_link_domains=("chefana.com", "youtube.com"),
+        # The rules below predate forbidden commitments; test_policy_controls_v2.py covers those.
+        forbidden_commitments=(),
     )
     return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
 

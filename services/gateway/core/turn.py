@@ -2,6 +2,18 @@
 
 The orchestrator depends on ports (Protocols) so it can be read and tested without gRPC; the
 servicer wires gRPC clients into them.
+
+How decisions are applied:
+
+* input REFUSE (blocked topic, injection, age gate, quiet hours, kill switch): the creator's wording
+  is sent instead of a reply and nothing is generated;
+* input HOLD (approval mode): the reply is generated and checked sentence by sentence as usual,
+  but nothing reaches the fan; the checked draft goes to the approval queue and the fan gets it
+  (or the creator's edit) through ``pending_replies`` once approved;
+* output REWRITE / ABSTAIN: the sentence is replaced before release (empty text drops it);
+* output REFUSE (the kill switch flipped mid-reply): the reply stops at once.
+
+Every turn, whatever its outcome, ends with one audit record.
 """
 
 from __future__ import annotations
@@ -17,12 +29,16 @@ from services.gateway.core.prompt import build_messages
 from services.gateway.core.sentences import SentenceBuffer
 from services.gateway.core.types import (
     Action,
+    AuditEntry,
     Decision,
+    DraftReply,
     Evidence,
     GenerationChunk,
     InputVerdict,
     Outcome,
     PastTurn,
+    PendingReply,
+    PendingStatus,
     TurnDelta,
     TurnEnd,
     TurnEvent,
@@ -31,18 +47,35 @@ from services.gateway.core.types import (
 )
 
 _tracer = tracer(__name__)
+PAUSED_CODE = "autonomy_paused"
 
 
 class PolicyPort(Protocol):
     """The policy service as the gateway needs it."""
 
     async def check_input(
-        self, creator_id: str, fan_id: str, message: str, prior_turns: int, minutes_since_last: float
+        self,
+        creator_id: str,
+        fan_id: str,
+        message: str,
+        prior_turns: int,
+        minutes_since_last: float,
+        *,
+        fan_age: int | None = None,
+        fan_age_verified: bool = False,
     ) -> InputVerdict: ...
 
     async def check_output(
         self, creator_id: str, fan_id: str, sentence: str, evidence: Sequence[str]
     ) -> Decision: ...
+
+    async def submit_draft(self, draft: DraftReply) -> str: ...
+
+    async def record_turn(self, entry: AuditEntry) -> None: ...
+
+    async def fan_replies(self, creator_id: str, fan_id: str, conversation_id: str) -> list[PendingReply]: ...
+
+    async def mark_delivered(self, creator_id: str, reply_ids: Sequence[str]) -> list[str]: ...
 
 
 class MemoryPort(Protocol):
@@ -86,6 +119,31 @@ class TurnSettings:
     history_turns: int = 12
 
 
+@dataclass
+class _Generated:
+    """What one generation produced, filled in while it streams."""
+
+    raw: list[str]
+    released: list[str]
+    decisions: list[Decision]
+    last: GenerationChunk
+    stopped_by: Decision | None = None
+
+    def end(
+        self, outcome: Outcome, text: str, *, citations: tuple[Evidence, ...] = (), pending_reply_id: str = ""
+    ) -> TurnEnd:
+        return TurnEnd(
+            outcome,
+            text,
+            citations=citations,
+            decisions=tuple(self.decisions),
+            prompt_tokens=self.last.prompt_tokens,
+            completion_tokens=self.last.completion_tokens,
+            cached_prompt_tokens=self.last.cached_prompt_tokens,
+            pending_reply_id=pending_reply_id,
+        )
+
+
 class TurnRunner:
     """Runs fan turns against the three downstream services.
 
@@ -125,73 +183,163 @@ class TurnRunner:
         minutes = _minutes_since(history)
         with _tracer.start_as_current_span("turn.policy_in"):
             verdict = await self._policy.check_input(
-                req.creator_id, req.fan_id, req.message, len(history), minutes
+                req.creator_id,
+                req.fan_id,
+                req.message,
+                len(history),
+                minutes,
+                fan_age=req.fan_age,
+                fan_age_verified=req.fan_age_verified,
             )
         if self._test_model is None:
             self._test_model = await self._inference.is_test_model()
         yield TurnStart(conversation_id, verdict.disclosure, self._test_model)
         decision = verdict.decision
-        if decision.action in (Action.REFUSE, Action.HOLD):
-            paused = any(r.code == "autonomy_paused" for r in decision.reasons)
-            if decision.action is Action.HOLD:
-                outcome, text = Outcome.HELD, ""
-            else:
-                outcome, text = (Outcome.PAUSED if paused else Outcome.REFUSED), decision.text
+        audit = AuditEntry(
+            req.creator_id,
+            req.fan_id,
+            conversation_id,
+            req.message,
+            Outcome.REFUSED,
+            controls_version=decision.controls_version,
+        )
+        if decision.action is Action.REFUSE:
+            outcome = Outcome.PAUSED if _paused(decision) else Outcome.REFUSED
+            text = decision.text
             if text:
                 yield TurnDelta(text)
             await self._record(req, conversation_id, text, ())
+            await self._audit(audit, outcome=outcome, decisions=(decision,), final_text=text)
             yield TurnEnd(outcome, text, decisions=(decision,))
             return
 
+        held = decision.action is Action.HOLD
         with _tracer.start_as_current_span("turn.search"):
             [embedding] = await self._inference.embed([req.message])
             evidence = await self._memory.search(
                 req.creator_id, req.message, embedding, self._settings.top_k, self._settings.min_score
             )
         messages = build_messages(req.creator_id, history, evidence, req.message)
-        decisions: list[Decision] = [decision] if decision.reasons else []
-        released: list[str] = []
-        last = GenerationChunk(text="")
+        gen = _Generated([], [], [decision] if decision.reasons else [], GenerationChunk(text=""))
+        async for out in self._generate(req, conversation_id, messages, evidence, gen):
+            # A held reply is checked exactly like a live one, but nothing of it reaches the fan.
+            if not held:
+                yield TurnDelta(out)
+        text = "".join(gen.released)
+        if gen.stopped_by is not None:
+            # The kill switch was flipped while this reply streamed: what was released stays
+            # released (the fan saw it), the rest is replaced by the creator's pause text.
+            await self._record(req, conversation_id, text, [ev.chunk_id for ev in evidence])
+            await self._audit(
+                audit,
+                outcome=Outcome.PAUSED,
+                retrieved=tuple(evidence),
+                draft_text="".join(gen.raw),
+                decisions=tuple(gen.decisions),
+                final_text=text,
+            )
+            yield gen.end(Outcome.PAUSED, text)
+            return
+        if held:
+            draft = DraftReply(
+                req.creator_id,
+                req.fan_id,
+                conversation_id,
+                req.message,
+                text,
+                tuple(evidence),
+                tuple(gen.decisions),
+                decision.controls_version,
+            )
+            with _tracer.start_as_current_span("turn.hold"):
+                draft_id = await self._policy.submit_draft(draft)
+            await self._record(req, conversation_id, "", ())
+            await self._audit(
+                audit,
+                outcome=Outcome.HELD,
+                retrieved=tuple(evidence),
+                draft_text="".join(gen.raw),
+                decisions=tuple(gen.decisions),
+                draft_id=draft_id,
+            )
+            yield gen.end(Outcome.HELD, "", pending_reply_id=draft_id)
+            return
+        await self._record(req, conversation_id, text, [ev.chunk_id for ev in evidence])
+        await self._audit(
+            audit,
+            outcome=Outcome.ANSWERED,
+            retrieved=tuple(evidence),
+            draft_text="".join(gen.raw),
+            decisions=tuple(gen.decisions),
+            final_text=text,
+        )
+        yield gen.end(Outcome.ANSWERED, text, citations=tuple(evidence))
+
+    async def pending_replies(self, creator_id: str, fan_id: str, conversation_id: str) -> list[PendingReply]:
+        """The fan's held replies; approved ones join the conversation history the first time.
+
+        Args:
+            creator_id: The creator.
+            fan_id: The fan.
+            conversation_id: Only this conversation ("" = all).
+
+        Returns:
+            The replies, oldest first; unapproved ones carry no text.
+        """
+        replies = await self._policy.fan_replies(creator_id, fan_id, conversation_id)
+        fresh = [r for r in replies if r.status is PendingStatus.APPROVED and not r.delivered]
+        if fresh:
+            # Policy hands each id out once, so two polls racing cannot store the reply twice.
+            newly = set(await self._policy.mark_delivered(creator_id, [r.reply_id for r in fresh]))
+            for reply in fresh:
+                if reply.reply_id in newly:
+                    await self._memory.append_turn(
+                        creator_id, fan_id, reply.conversation_id, "avatar", reply.text, ()
+                    )
+        return replies
+
+    async def _generate(
+        self,
+        req: TurnRequest,
+        conversation_id: str,
+        messages: list[dict[str, str]],
+        evidence: Sequence[Evidence],
+        gen: _Generated,
+    ) -> AsyncIterator[str]:
         buffer = SentenceBuffer()
         evidence_text = [ev.text for ev in evidence]
         with _tracer.start_as_current_span("turn.generate"):
             async for chunk in self._inference.generate(
                 messages, f"{req.creator_id}/{req.fan_id}/{conversation_id}"
             ):
-                last = chunk
+                gen.last = chunk
                 for sentence in buffer.push(chunk.text):
-                    async for out in self._release(req, sentence, evidence_text, decisions):
-                        released.append(out)
-                        yield TurnDelta(out)
+                    async for out in self._release(req, sentence, evidence_text, gen):
+                        yield out
+                    if gen.stopped_by is not None:
+                        return
             tail = buffer.flush()
             if tail is not None:
-                async for out in self._release(req, tail, evidence_text, decisions):
-                    released.append(out)
-                    yield TurnDelta(out)
-        text = "".join(released)
-        await self._record(req, conversation_id, text, [ev.chunk_id for ev in evidence])
-        yield TurnEnd(
-            Outcome.ANSWERED,
-            text,
-            citations=tuple(evidence),
-            decisions=tuple(decisions),
-            prompt_tokens=last.prompt_tokens,
-            completion_tokens=last.completion_tokens,
-            cached_prompt_tokens=last.cached_prompt_tokens,
-        )
+                async for out in self._release(req, tail, evidence_text, gen):
+                    yield out
 
     async def _release(
-        self, req: TurnRequest, sentence: str, evidence: Sequence[str], decisions: list[Decision]
+        self, req: TurnRequest, sentence: str, evidence: Sequence[str], gen: _Generated
     ) -> AsyncIterator[str]:
+        gen.raw.append(sentence)
         with _tracer.start_as_current_span("turn.policy_out"):
             decision = await self._policy.check_output(req.creator_id, req.fan_id, sentence, evidence)
         if decision.action is Action.ALLOW:
+            gen.released.append(sentence)
             yield sentence
             return
-        decisions.append(decision)
+        gen.decisions.append(decision)
+        if decision.action is Action.REFUSE:
+            gen.stopped_by = decision
         if decision.text:
             # Keep the spacing of the sentence it replaces so the reply still reads as prose.
             trailing = sentence[len(sentence.rstrip()) :] or " "
+            gen.released.append(decision.text + trailing)
             yield decision.text + trailing
 
     async def _record(
@@ -205,6 +353,37 @@ class TurnRunner:
                 await self._memory.append_turn(
                     req.creator_id, req.fan_id, conversation_id, "avatar", reply, citations
                 )
+
+    async def _audit(
+        self,
+        base: AuditEntry,
+        *,
+        outcome: Outcome,
+        retrieved: tuple[Evidence, ...] = (),
+        draft_text: str = "",
+        decisions: tuple[Decision, ...] = (),
+        final_text: str = "",
+        draft_id: str = "",
+    ) -> None:
+        entry = AuditEntry(
+            base.creator_id,
+            base.fan_id,
+            base.conversation_id,
+            base.fan_message,
+            outcome,
+            retrieved,
+            draft_text,
+            decisions,
+            final_text,
+            base.controls_version,
+            draft_id,
+        )
+        with _tracer.start_as_current_span("turn.audit"):
+            await self._policy.record_turn(entry)
+
+
+def _paused(decision: Decision) -> bool:
+    return any(r.code == PAUSED_CODE for r in decision.reasons)
 
 
 def _minutes_since(history: Sequence[PastTurn]) -> float:

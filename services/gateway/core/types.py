@@ -117,6 +117,7 @@ class TurnEnd:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached_prompt_tokens: int = 0
+    pending_reply_id: str = ""
 
 
 TurnEvent = TurnStart | TurnDelta | TurnEnd
@@ -131,3 +132,56 @@ class TurnRequest:
     conversation_id: str
     message: str
     history_turns: int = field(default=12)
+    fan_age: int | None = None
+    fan_age_verified: bool = False
+
+
+@dataclass(frozen=True)
+class DraftReply:
+    """A reply held for the creator's approval."""
+
+    creator_id: str
+    fan_id: str
+    conversation_id: str
+    fan_message: str
+    text: str
+    evidence: tuple[Evidence, ...]
+    decisions: tuple[Decision, ...]
+    controls_version: int
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """What the audit log keeps of one turn."""
+
+    creator_id: str
+    fan_id: str
+    conversation_id: str
+    fan_message: str
+    outcome: Outcome
+    retrieved: tuple[Evidence, ...] = ()
+    draft_text: str = ""
+    decisions: tuple[Decision, ...] = ()
+    final_text: str = ""
+    controls_version: int = 0
+    draft_id: str = ""
+
+
+class PendingStatus(enum.Enum):
+    """Where a held reply stands, as the fan sees it."""
+
+    WAITING = "waiting"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True)
+class PendingReply:
+    """A held reply as the fan may see it (text only once approved)."""
+
+    reply_id: str
+    conversation_id: str
+    status: PendingStatus
+    text: str
+    fan_message: str
+    delivered: bool

@@ -16,8 +16,10 @@ from typing import Any, Literal
 import numpy as np
 import onnxruntime as ort
 
+from services.inference.core.gqa_graph import ATTENTION_KIND as GQA_ATTENTION
 from services.inference.core.llama_config import LlamaConfig
 from services.inference.core.llama_graph import MODEL_FILE, past_input_names, present_output_names
+from services.inference.core.runner import SlotRunner
 from services.inference.core.sampling import SamplingParams, make_rng, sample_next
 from services.inference.core.tokenizer import ChatTokenizer, IncrementalDetokenizer
 
@@ -50,6 +52,8 @@ class GenerationEvent:
     """Tokens in the prompt."""
     generated_tokens: int
     """Tokens generated so far, this one included (EOS/stop tokens count)."""
+    cached_tokens: int = 0
+    """Prompt tokens whose KV came from the prefix cache instead of being computed."""
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,7 @@ class AvatarModelInfo:
     dtype: str
     """Graph precision, ``fp32`` or ``fp16``."""
     attention: str
-    """Attention graph variant (``standard``)."""
+    """Attention graph variant: ``standard`` (plain loop only) or ``group_query_attention`` (servable)."""
 
     @classmethod
     def from_config(cls, raw: dict[str, Any]) -> AvatarModelInfo:
@@ -126,6 +130,8 @@ class DecoderModel:
         past_type = {i.name: i.type for i in self.session.get_inputs()}[self._past_names[0]]
         self.kv_dtype: type[np.floating[Any]] = np.float16 if past_type == "tensor(float16)" else np.float32
         """numpy dtype of the KV cache tensors."""
+        self.supports_batching = self.info.attention == GQA_ATTENTION
+        """The graph is the GroupQueryAttention serving graph (the engine needs it)."""
         # EOS ids from config.json and from the tokenizer files (Llama 3 instruct lists several).
         self.eos_token_ids: tuple[int, ...] = tuple(
             dict.fromkeys((*self.config.eos_token_ids, *self.tokenizer.eos_token_ids))
@@ -155,7 +161,13 @@ class DecoderModel:
 
         Returns:
             ``(logits [B, S, V] float32, present)`` where ``present`` is the updated cache.
+
+        Raises:
+            ValueError: the model has the GroupQueryAttention graph, whose I/O differs (use
+                :class:`~services.inference.core.runner.SlotRunner`).
         """
+        if self.supports_batching:
+            raise ValueError("forward() needs the standard graph; this model has group_query_attention")
         ids = np.ascontiguousarray(input_ids, dtype=np.int64)
         if past is None:
             past = self.empty_past(ids.shape[0])
@@ -197,27 +209,22 @@ class DecoderModel:
         stop_ids = set(self.eos_token_ids) | set(params.stop_token_ids)
         rng = make_rng(params)
         detok = IncrementalDetokenizer(self.tokenizer, prompt)
-        stops = _StopStringMatcher(params.stop)
+        stops = StopStringMatcher(params.stop)
         history = list(prompt)
         n_prompt, generated = len(prompt), 0
 
         def event(token: int | None, text: str, reason: FinishReason | None) -> GenerationEvent:
             return GenerationEvent(token, text, reason, n_prompt, generated)
 
-        next_input, past = prompt, None
+        step_fn = (
+            self._gqa_stepper(len(prompt) + params.max_tokens) if self.supports_batching else self._stepper()
+        )
+        next_input = prompt
         while True:
             if cancelled is not None and cancelled():
                 yield event(None, stops.release(detok.flush(), final=True), "cancelled")
                 return
-            total = len(history)
-            step = len(next_input)
-            logits, past = self.forward(
-                np.array([next_input], dtype=np.int64),
-                np.ones((1, total), dtype=np.int64),
-                np.arange(total - step, total, dtype=np.int64)[None, :],
-                past,
-            )
-            token = sample_next(logits[0, -1], history, params, rng)
+            token = sample_next(step_fn(next_input, len(history)), history, params, rng)
             history.append(token)
             generated += 1
             next_input = [token]
@@ -236,8 +243,42 @@ class DecoderModel:
                 return
             yield event(token, text, None)
 
+    def _stepper(self) -> Callable[[list[int], int], np.ndarray]:
+        """Plain loop on the standard graph: feed ``present.*`` back as ``past_key_values.*``."""
+        past: list[np.ndarray] | None = None
 
-class _StopStringMatcher:
+        def step(new: list[int], total: int) -> np.ndarray:
+            nonlocal past
+            n = len(new)
+            logits, past = self.forward(
+                np.array([new], dtype=np.int64),
+                np.ones((1, total), dtype=np.int64),
+                np.arange(total - n, total, dtype=np.int64)[None, :],
+                past,
+            )
+            last: np.ndarray = logits[0, -1]
+            return last
+
+        return step
+
+    def _gqa_stepper(self, max_len: int) -> Callable[[list[int], int], np.ndarray]:
+        """Plain loop on the GroupQueryAttention graph: one KV slot, written in place."""
+        runner = SlotRunner(
+            self.session, self.config, self.kv_dtype, 1, min(max_len, self.config.max_context)
+        )
+
+        def step(new: list[int], total: int) -> np.ndarray:
+            n = len(new)
+            logits = runner.run(
+                0, np.array([new], dtype=np.int64), np.arange(total - n, total)[None, :], [total - 1]
+            )
+            row: np.ndarray = logits[0]
+            return row
+
+        return step
+
+
+class StopStringMatcher:
     """Release detokenized text while holding back anything that could start a stop string.
 
     Only the longest tail that is a prefix of some stop string is held, so text streams with no

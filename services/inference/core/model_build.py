@@ -23,8 +23,10 @@ import numpy as np
 from safetensors import safe_open
 from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
+from services.inference.core.gqa_graph import ATTENTION_KIND as GQA_ATTENTION
+from services.inference.core.gqa_graph import build_gqa_graph
 from services.inference.core.llama_config import LlamaConfig, weight_shapes
-from services.inference.core.llama_graph import Dtype, build_llama_graph, save_model
+from services.inference.core.llama_graph import AttentionKind, Dtype, build_llama_graph, save_model
 
 FORMAT_VERSION = 1
 """Version of the model directory format written here."""
@@ -139,13 +141,17 @@ def random_weights(config: LlamaConfig, seed: int) -> dict[str, np.ndarray]:
     return out
 
 
-def build_tiny(out_dir: str | Path, *, seed: int = 0, dtype: Dtype = "fp32") -> Path:
+def build_tiny(
+    out_dir: str | Path, *, seed: int = 0, dtype: Dtype = "fp32", attention: AttentionKind = "standard"
+) -> Path:
     """Build the tiny random-weight model directory.
 
     Args:
         out_dir: target directory (created; existing model files are overwritten).
         seed: weight seed; same seed, same bytes.
         dtype: graph precision.
+        attention: ``standard`` (the plain-loop graph) or ``group_query_attention`` (the serving
+            graph the engine needs; :mod:`gqa_graph`).
 
     Returns:
         ``out_dir`` as a ``Path``.
@@ -163,8 +169,8 @@ def build_tiny(out_dir: str | Path, *, seed: int = 0, dtype: Dtype = "fp32") -> 
         tok.get_vocab_size(with_added_tokens=True), bos_token_id=ids[BEGIN_OF_TEXT], eos_token_ids=eos_ids
     )
     weights = random_weights(config, seed)
-    save_model(build_llama_graph(config, weights, dtype=dtype), out)
-    _write_config(out, config, random=True, dtype=dtype, extra={"seed": seed})
+    save_model(_graph(config, weights, dtype, attention), out)
+    _write_config(out, config, random=True, dtype=dtype, attention=attention, extra={"seed": seed})
 
     tok.save(str(out / "tokenizer.json"))
     _write_json(
@@ -195,7 +201,13 @@ def build_tiny(out_dir: str | Path, *, seed: int = 0, dtype: Dtype = "fp32") -> 
     return out
 
 
-def build_from_hf(src_dir: str | Path, out_dir: str | Path, *, dtype: Dtype = "fp32") -> Path:
+def build_from_hf(
+    src_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    dtype: Dtype = "fp32",
+    attention: AttentionKind = "standard",
+) -> Path:
     """Convert a local Hugging Face Llama/Qwen2/Mistral checkpoint into a model directory.
 
     Args:
@@ -204,6 +216,8 @@ def build_from_hf(src_dir: str | Path, out_dir: str | Path, *, dtype: Dtype = "f
         out_dir: target directory.
         dtype: graph precision; weights are converted from whatever the checkpoint stores
             (fp32/fp16/bf16).
+        attention: graph variant: ``group_query_attention`` is what the engine serves (the CLI's
+            default); ``standard`` (this function's default) is the plain-loop reference graph.
 
     Returns:
         ``out_dir`` as a ``Path``.
@@ -223,9 +237,11 @@ def build_from_hf(src_dir: str | Path, out_dir: str | Path, *, dtype: Dtype = "f
     needed = set(weight_shapes(config))
     weights = load_safetensors_weights(src, needed)
     out.mkdir(parents=True, exist_ok=True)
-    save_model(build_llama_graph(config, weights, dtype=dtype), out)
+    save_model(_graph(config, weights, dtype, attention), out)
     del weights
-    _write_config(out, config, random=False, dtype=dtype, extra={"source": src.resolve().name})
+    _write_config(
+        out, config, random=False, dtype=dtype, attention=attention, extra={"source": src.resolve().name}
+    )
     for name in _HF_SIDE_FILES:
         if (src / name).is_file():
             shutil.copyfile(src / name, out / name)
@@ -288,8 +304,22 @@ def _read_bf16(path: Path, header: Mapping[str, Any], name: str) -> np.ndarray:
     return (raw.astype(np.uint32) << 16).view(np.float32).reshape(entry["shape"])
 
 
+def _graph(
+    config: LlamaConfig, weights: Mapping[str, np.ndarray], dtype: Dtype, attention: AttentionKind
+) -> Any:
+    if attention == GQA_ATTENTION:
+        return build_gqa_graph(config, weights, dtype=dtype)
+    return build_llama_graph(config, weights, dtype=dtype, attention=attention)
+
+
 def _write_config(
-    out: Path, config: LlamaConfig, *, random: bool, dtype: Dtype, extra: dict[str, Any]
+    out: Path,
+    config: LlamaConfig,
+    *,
+    random: bool,
+    dtype: Dtype,
+    attention: AttentionKind,
+    extra: dict[str, Any],
 ) -> None:
     body = config.to_dict()
     body["torch_dtype"] = {"fp32": "float32", "fp16": "float16"}[dtype]
@@ -297,7 +327,7 @@ def _write_config(
         "random_weights": random,
         "format_version": FORMAT_VERSION,
         "dtype": dtype,
-        "attention": "standard",
+        "attention": attention,
         **extra,
     }
     _write_json(out / "config.json", body)

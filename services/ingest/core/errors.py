@@ -30,3 +30,16 @@ class InvalidInput(IngestError):
     def __init__(self, path: PurePath | str, reason: str) -> None:
         self.reason = reason
         super().__init__(path, f"{path}: {reason}")
+
+
+class TooLarge(IngestError):
+    """The input exceeds a size limit (bytes, archive entries, expansion ratio).
+
+    Attributes:
+        limit: The limit that was exceeded, in the unit the message names.
+    """
+
+    def __init__(self, path: PurePath | str, reason: str, limit: int = 0) -> None:
+        self.reason = reason
+        self.limit = limit
+        super().__init__(path, f"{path}: {reason}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 # C0/C1 controls except tab and newline, plus invisible characters that only make equal texts
 # hash differently (BOM, zero-width space). ZWJ/ZWNJ stay: emoji sequences and some scripts need them.
@@ -13,6 +14,37 @@ _LINE_BREAK_RE = re.compile("\r\n|[\r\x0b\x0c\x85\u2028\u2029]")
 _HSPACE_RE = re.compile(r"[^\S\n]+")
 _BLANK_LINES_RE = re.compile(r"\n{3,}")
 _ANY_SPACE_RE = re.compile(r"\s+")
+_URL_RE = re.compile(r"https?://[^\s<>\"']+", re.IGNORECASE)
+# Query parameters that only say where a click came from; the same link shared twice must compare
+# equal, and a tracking id is noise in an embedding.
+_TRACKING_PARAMS = frozenset({"fbclid", "gclid", "igshid", "igsh", "mc_cid", "mc_eid", "si", "ref_src"})
+
+
+def normalize_url(url: str) -> str:
+    """Canonical form of one URL: lower-case scheme and host, tracking parameters removed.
+
+    Path, remaining query (in its original order) and fragment are kept byte for byte, so the link
+    still works. Idempotent.
+
+    Args:
+        url: An absolute http(s) URL.
+
+    Returns:
+        The URL without ``utm_*``, ``fbclid``, ``igshid`` and similar parameters.
+    """
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url  # e.g. an unbalanced IPv6 bracket: leave what the creator wrote
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        kept = [
+            (k, v) for k, v in pairs if not (k.lower().startswith("utm_") or k.lower() in _TRACKING_PARAMS)
+        ]
+        if len(kept) != len(pairs):
+            query = urlencode(kept)
+    return urlunsplit((parts.scheme.lower(), parts.netloc.lower(), parts.path, query, parts.fragment))
 
 
 def normalize_text(text: str) -> str:
@@ -21,7 +53,8 @@ def normalize_text(text: str) -> str:
     Unicode NFC; line breaks unified to ``\\n``; control characters removed; runs of horizontal
     whitespace collapsed to one space; trailing spaces on lines and more than one blank line removed;
     the ends stripped. Paragraph and line breaks are kept because the chunker uses them as boundaries.
-    Non-whitespace characters are never altered beyond NFC, so URLs survive intact.
+    URLs lose tracking parameters and get a lower-case scheme and host (`normalize_url`); other
+    non-whitespace characters are never altered beyond NFC.
 
     Args:
         text: Any decoded text.
@@ -36,6 +69,7 @@ def normalize_text(text: str) -> str:
     # otherwise leave a decomposed pair behind and the function would not be idempotent.
     text = unicodedata.normalize("NFC", text)
     text = _HSPACE_RE.sub(" ", text)
+    text = _URL_RE.sub(lambda m: normalize_url(m.group()), text)
     text = "\n".join(line.strip(" ") for line in text.split("\n"))
     text = _BLANK_LINES_RE.sub("\n\n", text)
     return text.strip()

@@ -67,3 +67,28 @@ class Chunk:
     end_char: int
     token_count: int
     content_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class ParseOptions:
+    """Choices the creator makes about what an export contributes.
+
+    Attributes:
+        include_replies: Keep replies (X replies) instead of excluding them.
+        include_reposts: Keep retweets/reposts (other people's words) instead of excluding them.
+        csv_column: Column holding the text in CSV files; ``None`` picks a known column name.
+        max_file_bytes: Largest single file (or archive member) that is read.
+        max_json_depth: Deepest JSON nesting accepted.
+        max_archive_bytes: Most bytes a .zip may expand to, all members together.
+        max_archive_members: Most members a .zip may have.
+        max_compression_ratio: Largest expansion ratio of one member (zip-bomb guard).
+    """
+
+    include_replies: bool = False
+    include_reposts: bool = False
+    csv_column: str | None = None
+    max_file_bytes: int = 256 * 1024 * 1024
+    max_json_depth: int = 64
+    max_archive_bytes: int = 2 * 1024 * 1024 * 1024
+    max_archive_members: int = 20_000
+    max_compression_ratio: int = 200

@@ -13,3 +13,7 @@ class InvalidArgument(MemoryStoreError, ValueError):
 
 class NotFound(MemoryStoreError, LookupError):
     """The named creator, source or conversation does not exist (maps to NOT_FOUND)."""
+
+
+class Conflict(MemoryStoreError):
+    """A write lost a race: the caller's expected version is not the stored one (maps to ABORTED)."""

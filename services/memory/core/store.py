@@ -7,9 +7,14 @@ the same creator), so a bug here cannot cross tenants silently.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import dataclasses
+import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -24,8 +29,34 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from services.common.db import apply_migrations, open_pool
-from services.memory.core.errors import InvalidArgument, NotFound
-from services.memory.core.types import EMBEDDING_DIM, NewChunk, Role, SearchHit, Turn, WriteResult
+from services.memory.core.cache import SearchCache, dump_hits, load_hits, search_key
+from services.memory.core.errors import Conflict, InvalidArgument, NotFound
+from services.memory.core.fan_memory import (
+    FACT_KEY,
+    MAX_FACT_VALUE,
+    SummaryTurn,
+    extract_facts,
+    fold_summary,
+)
+from services.memory.core.fusion import Candidate, fuse, query_terms, tsquery_text
+from services.memory.core.search_sql import search_sql
+from services.memory.core.types import (
+    EMBEDDING_DIM,
+    Conversation,
+    ConversationPage,
+    FanFact,
+    FanMemory,
+    NewChunk,
+    PersonaProfile,
+    Role,
+    SearchFilters,
+    SearchHit,
+    SearchMode,
+    SearchResult,
+    Turn,
+    TurnPage,
+    WriteResult,
+)
 
 MIGRATIONS_DIR: Final = Path(__file__).resolve().parent.parent / "migrations"
 """The memory service's SQL migrations, applied by :func:`open_store`."""
@@ -46,6 +77,7 @@ _CREATOR_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _MAX_OPAQUE_ID = 128
 _MAX_DISPLAY_NAME = 200
 _MAX_INT4 = 2**31 - 1
+_MAX_INT8 = 2**63 - 1
 _ROLES: Final[tuple[Role, ...]] = ("fan", "avatar")
 
 
@@ -160,45 +192,83 @@ def _group_sources(chunks: Sequence[NewChunk]) -> dict[tuple[str, str], tuple[in
     return first
 
 
-# The creator filter sits inside the CTE so the HNSW scan itself is restricted; iterative scanning
-# keeps pulling candidates until LIMIT rows pass it. relaxed_order may return the nearest rows slightly
-# out of order, so the outer query re-sorts (pgvector's documented pattern) and applies min_score,
-# which would otherwise stop the index scan from being an ordered LIMIT scan.
-_SEARCH_SQL: Final = """
-WITH nearest AS MATERIALIZED (
-    SELECT c.id, c.source_id, c.text, c.start_char, c.end_char, c.embedding <=> %(q)s AS distance
-    FROM chunks c
-    WHERE c.creator_id = %(creator)s
-    ORDER BY distance
-    LIMIT %(k)s
-)
-SELECT n.id, n.source_id, n.text, 1 - n.distance AS score, s.platform, s.external_id, s.url,
-       s.created_at, s.kind, n.start_char, n.end_char
-FROM nearest n
-JOIN sources s ON s.id = n.source_id AND s.creator_id = %(creator)s
-WHERE 1 - n.distance >= %(min_score)s
-ORDER BY n.distance, n.id
-"""
+_TENANT_ROLE: Final = "avatar_tenant"
+"""The non-superuser role every tenant query runs as; row-level security confines it to one creator."""
 
-# Same as _SEARCH_SQL with a kind filter inside the CTE (kept a separate literal: an
-# "IS NULL OR" switch would leave a prepared generic plan unable to use either shape well).
-_SEARCH_KINDS_SQL: Final = """
-WITH nearest AS MATERIALIZED (
-    SELECT c.id, c.source_id, c.text, c.start_char, c.end_char, c.embedding <=> %(q)s AS distance
-    FROM chunks c
-    WHERE c.creator_id = %(creator)s
-      AND c.source_id IN (
-          SELECT s.id FROM sources s WHERE s.creator_id = %(creator)s AND s.kind = ANY(%(kinds)s))
-    ORDER BY distance
-    LIMIT %(k)s
+_ENTER_TENANT: Final = (
+    "SELECT set_config('role', 'avatar_tenant', true), set_config('app.creator_id', %s, true)"
 )
-SELECT n.id, n.source_id, n.text, 1 - n.distance AS score, s.platform, s.external_id, s.url,
-       s.created_at, s.kind, n.start_char, n.end_char
-FROM nearest n
-JOIN sources s ON s.id = n.source_id AND s.creator_id = %(creator)s
-WHERE 1 - n.distance >= %(min_score)s
-ORDER BY n.distance, n.id
-"""
+# hnsw settings ride on the same round trip for searches.
+_ENTER_TENANT_SEARCH: Final = (
+    "SELECT set_config('role', 'avatar_tenant', true), set_config('app.creator_id', %s, true), "
+    "set_config('hnsw.ef_search', %s, true), set_config('hnsw.iterative_scan', 'relaxed_order', true)"
+)
+
+_MAX_FACT_KEYS = 64
+_MAX_PROFILE_BYTES = 256 * 1024
+_MODES: Final[tuple[SearchMode, ...]] = ("hybrid", "vector", "text")
+
+MAX_CANDIDATES: Final = 200
+"""Most candidates each retriever contributes to a hybrid search."""
+
+
+def _check_str_list(name: str, values: object, *, max_len: int) -> tuple[str, ...]:
+    # A bare string is a Sequence[str] too; iterating it would filter on single letters.
+    if values is None:
+        return ()
+    if isinstance(values, str) or not isinstance(values, Sequence):
+        raise InvalidArgument(f"{name} must be a sequence of strings, not {type(values).__name__}")
+    return tuple(sorted({_check_text(f"{name}[]", v, max_len=max_len) for v in values}))
+
+
+def _check_filters(filters: object) -> SearchFilters:
+    if filters is None:
+        return SearchFilters()
+    if not isinstance(filters, SearchFilters):
+        raise InvalidArgument(f"filters must be SearchFilters, got {type(filters).__name__}")
+    after = _check_timestamp("filters.published_after", filters.published_after)
+    before = _check_timestamp("filters.published_before", filters.published_before)
+    if after is not None and before is not None and after >= before:
+        raise InvalidArgument("filters.published_after must be earlier than filters.published_before")
+    return SearchFilters(
+        platforms=_check_str_list("filters.platforms", filters.platforms, max_len=64),
+        kinds=_check_str_list("filters.kinds", filters.kinds, max_len=64),
+        published_after=after,
+        published_before=before,
+    )
+
+
+def _encode_token(kind: str, payload: list[Any]) -> str:
+    raw = json.dumps([kind, *payload], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_token(kind: str, token: object, arity: int) -> list[Any] | None:
+    """Payload of a page token of ``kind`` ("" -> None); anything else malformed is InvalidArgument."""
+    if not isinstance(token, str):
+        raise InvalidArgument(f"page_token must be a string, got {type(token).__name__}")
+    if not token:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        decoded = json.loads(raw)
+    except (ValueError, binascii.Error):
+        decoded = None
+    if not isinstance(decoded, list) or len(decoded) != arity + 1 or decoded[0] != kind:
+        raise InvalidArgument("page_token is malformed (pass back a next_page_token unchanged)")
+    return decoded[1:]
+
+
+def _turn(row: Sequence[Any], fan_id: str) -> Turn:
+    return Turn(
+        conversation_id=row[0],
+        role=row[1],
+        text=row[2],
+        citations=tuple(row[3]),
+        created_at=row[4],
+        turn_id=int(row[5]),
+        fan_id=fan_id,
+    )
 
 
 class MemoryStore:
@@ -207,24 +277,53 @@ class MemoryStore:
     Every method validates its arguments and raises :class:`InvalidArgument` for bad input and
     :class:`NotFound` for a missing creator/source, so the server can map them to status codes.
 
+    Every query runs inside a transaction as the role ``avatar_tenant`` with ``app.creator_id`` set to
+    the creator named in the call; the row-level security policies of migration 0002 then hide every
+    other creator's rows from it, whatever the SQL says. The explicit ``creator_id = ...`` conditions
+    in the SQL remain, for the planner (index choice) and as a second line.
+
     Args:
         pool: A pool whose connections have the pgvector types registered and run in autocommit
             (what :func:`services.common.db.open_pool` returns); the store closes it in :meth:`close`.
         ef_search: HNSW candidate-list size per search (pgvector's default 40 loses recall; a search
-            for ``k`` hits uses ``max(ef_search, k)``), 1..1000.
+            uses ``max(ef_search, candidates)``), 1..1000.
+        cache: Where hot search results are cached (None: no caching).
+        instance: The database's identity (``memory_instance.id``), part of every cache key.
+        summary_window: Turns per fan kept verbatim; older ones are folded into the rolling summary.
+        acquire_timeout: Seconds to wait for a pooled connection. Bounded so that a Postgres outage
+            fails calls promptly (``PoolTimeout``, mapped to UNAVAILABLE) instead of holding them for
+            the pool's default 30 s, longer than any caller's deadline.
 
     Raises:
-        InvalidArgument: ``ef_search`` is out of range.
+        InvalidArgument: ``ef_search`` or ``summary_window`` is out of range.
     """
 
-    def __init__(self, pool: Pool, ef_search: int = 100) -> None:
+    def __init__(
+        self,
+        pool: Pool,
+        ef_search: int = 100,
+        *,
+        cache: SearchCache | None = None,
+        instance: str = "",
+        summary_window: int = 20,
+        acquire_timeout: float = 5.0,
+    ) -> None:
         self._pool = pool
+        self._acquire_timeout = acquire_timeout
         self._ef_search = _check_int("ef_search", ef_search, low=1, high=1000)
+        self._summary_window = _check_int("summary_window", summary_window, low=1, high=MAX_HISTORY)
+        self._cache = cache
+        self._instance = instance
 
     @property
     def pool(self) -> Pool:
         """The connection pool the store runs on."""
         return self._pool
+
+    @property
+    def summary_window(self) -> int:
+        """Turns per fan kept verbatim before they are folded into the summary."""
+        return self._summary_window
 
     async def close(self) -> None:
         """Close the connection pool."""
@@ -241,6 +340,15 @@ class MemoryStore:
     ) -> None:
         await self.close()
 
+    @asynccontextmanager
+    async def _tenant(self, creator_id: str) -> AsyncIterator[psycopg.AsyncConnection[TupleRow]]:
+        """A connection in a transaction confined (by row-level security) to one creator's rows."""
+        async with self._pool.connection(timeout=self._acquire_timeout) as conn, conn.transaction():
+            # set_config(..., true) is SET LOCAL with bind parameters: it ends with the transaction,
+            # so the pooled connection goes back as its login role with no creator set.
+            await conn.execute(_ENTER_TENANT, (creator_id,))
+            yield conn
+
     async def upsert_creator(self, creator_id: str, display_name: str = "") -> None:
         """Create a creator, or rename an existing one.
 
@@ -253,7 +361,7 @@ class MemoryStore:
         """
         _check_creator_id(creator_id)
         _check_text("display_name", display_name, allow_empty=True, max_len=_MAX_DISPLAY_NAME)
-        async with self._pool.connection() as conn:
+        async with self._tenant(creator_id) as conn:
             await conn.execute(
                 """INSERT INTO creators (id, display_name) VALUES (%s, %s)
                    ON CONFLICT (id) DO UPDATE SET display_name = EXCLUDED.display_name
@@ -294,7 +402,7 @@ class MemoryStore:
         sources_inserted = 0
         chunks_deleted = 0
         source_ids: dict[tuple[str, str], UUID] = {}
-        async with self._pool.connection() as conn, conn.transaction():
+        async with self._tenant(creator_id) as conn:
             await conn.execute(
                 "INSERT INTO creators (id) VALUES (%s) ON CONFLICT (id) DO NOTHING", (creator_id,)
             )
@@ -380,28 +488,70 @@ class MemoryStore:
         k: int = 5,
         min_score: float = 0.0,
         kinds: Sequence[str] | None = None,
+        *,
+        query: str = "",
+        filters: SearchFilters | None = None,
+        mode: SearchMode = "hybrid",
     ) -> list[SearchHit]:
-        """Return the creator's chunks nearest to ``embedding`` by cosine similarity, best first.
+        """Return the creator's chunks most relevant to a query, best first.
 
-        Only the creator's own chunks are ever considered. The HNSW index is scanned iteratively,
-        so a filter (creator, kinds) that rejects most candidates still yields ``k`` rows when the
-        creator has that many.
+        Same as :meth:`search_result` (see there for the arguments), without the cache flag.
+
+        Raises:
+            InvalidArgument: A malformed creator id, embedding, ``k``, ``min_score``, filter or mode.
+        """
+        result = await self.search_result(
+            creator_id, embedding, k, min_score, kinds, query=query, filters=filters, mode=mode
+        )
+        return result.hits
+
+    async def search_result(
+        self,
+        creator_id: str,
+        embedding: Sequence[float],
+        k: int = 5,
+        min_score: float = 0.0,
+        kinds: Sequence[str] | None = None,
+        *,
+        query: str = "",
+        filters: SearchFilters | None = None,
+        mode: SearchMode = "hybrid",
+    ) -> SearchResult:
+        """Return the creator's chunks most relevant to a query, best first, and whether cached.
+
+        Hybrid by default: the nearest chunks by cosine similarity (HNSW index, iterative scan so
+        filters still yield enough rows) and the best full-text matches of ``query``'s content words
+        are fused by reciprocal rank fusion (:func:`services.memory.core.fusion.fuse`). Every
+        candidate must reach ``min_score`` cosine similarity, so an unrelated query returns nothing,
+        even when some words match. Only the creator's own chunks are ever considered, by the SQL and
+        by row-level security.
+
+        Results are cached (when a cache is configured) under the creator's content version, read in
+        the same transaction *before* searching: the search's snapshot is at least as new as that
+        version, so an entry never holds content older than its key claims, and any later change
+        to the content moves the creator to a new version, i.e. to keys nothing was cached under.
 
         Args:
             creator_id: The creator whose content is searched.
             embedding: The query embedding (``EMBEDDING_DIM`` finite floats, not all zero).
             k: Most hits to return, 1..100.
             min_score: Drop hits with cosine similarity below this, in [-1, 1].
-            kinds: Only chunks of sources of these kinds; None or empty means all kinds.
+            kinds: Only chunks of sources of these kinds (merged into ``filters.kinds``); None or empty
+                means all kinds.
+            query: The query text, for the full-text side ("" or only stop words: vector side only).
+            filters: Platform, kind and publication-time filters.
+            mode: "hybrid", or "vector" / "text" for one retriever alone (evaluation, debugging).
 
         Returns:
-            Up to ``k`` hits ordered by descending score (ties by chunk id).
+            Up to ``k`` hits. Hybrid: by descending fused score (ties by cosine, then chunk id);
+            vector: by descending cosine; text: by full-text rank. ``from_cache`` says whether they
+            were served from the result cache.
 
         Raises:
-            InvalidArgument: A malformed creator id, embedding, ``k``, ``min_score`` or ``kinds``.
+            InvalidArgument: A malformed creator id, embedding, ``k``, ``min_score``, filter or mode.
         """
         _check_creator_id(creator_id)
-        query = _check_embedding("embedding", embedding)
+        vector = _check_embedding("embedding", embedding)
         _check_int("k", k, low=1, high=MAX_K)
         if (
             isinstance(min_score, bool)
@@ -409,48 +559,64 @@ class MemoryStore:
             or not (math.isfinite(min_score) and -1.0 <= min_score <= 1.0)
         ):
             raise InvalidArgument(f"min_score must be a number in [-1, 1], got {_show(min_score)}")
-        kind_list: list[str] | None = None
-        if kinds is not None:
-            # A bare string is a Sequence[str] too; iterating it would filter on single letters.
-            if isinstance(kinds, str):
-                raise InvalidArgument("kinds must be a sequence of strings, not a string")
-            kind_list = sorted({_check_text("kinds[]", kind, max_len=64) for kind in kinds}) or None
+        _check_text("query", query, allow_empty=True, max_len=10_000)
+        if mode not in _MODES:
+            raise InvalidArgument(f"mode must be one of {', '.join(_MODES)}, got {_show(mode)}")
+        checked = _check_filters(filters)
+        extra_kinds = _check_str_list("kinds", kinds, max_len=64)
+        if extra_kinds:
+            checked = dataclasses.replace(checked, kinds=tuple(sorted({*checked.kinds, *extra_kinds})))
 
+        terms = query_terms(query)
+        tsq = tsquery_text(terms)
+        # The vector side alone is the plain top-k (what recall is measured on); fused, each side
+        # proposes more than k so that a chunk ranked well by both can rise above either list's tail.
+        n = k if mode == "vector" else min(max(2 * k, 20), MAX_CANDIDATES)
         params: dict[str, Any] = {
-            "q": query,
+            "q": vector,
             "creator": creator_id,
-            "k": k,
-            "min_score": float(min_score),
-            "kinds": kind_list,
+            "n": n,
+            "tsq": tsq,
+            "platforms": list(checked.platforms),
+            "kinds": list(checked.kinds),
+            "platforms_or_null": list(checked.platforms) or None,
+            "kinds_or_null": list(checked.kinds) or None,
+            "published_after": checked.published_after,
+            "published_before": checked.published_before,
         }
-        async with self._pool.connection() as conn, conn.transaction():
-            # set_config(..., true) is SET LOCAL with bind parameters: it ends with this transaction,
-            # so the pooled connection goes back clean.
-            await conn.execute(
-                """SELECT set_config('hnsw.ef_search', %s, true),
-                          set_config('hnsw.iterative_scan', 'relaxed_order', true)""",
-                (str(max(self._ef_search, k)),),
-            )
-            sql = _SEARCH_SQL if kind_list is None else _SEARCH_KINDS_SQL
+        sql = search_sql(mode, checked, with_text=tsq is not None)
+
+        key: str | None = None
+        async with self._pool.connection(timeout=self._acquire_timeout) as conn, conn.transaction():
+            await conn.execute(_ENTER_TENANT_SEARCH, (creator_id, str(max(self._ef_search, n))))
+            if self._cache is not None:
+                cur = await conn.execute("SELECT content_version FROM creators WHERE id = %s", (creator_id,))
+                version_row = await cur.fetchone()
+                if version_row is None:
+                    # No such creator (or not visible to this tenant): nothing to find.
+                    return SearchResult(hits=[], from_cache=False)
+                key = search_key(
+                    self._instance,
+                    creator_id,
+                    int(version_row[0]),
+                    query=query,
+                    embedding=vector,
+                    k=k,
+                    min_score=float(min_score),
+                    filters=checked,
+                    mode=mode,
+                )
+                cached = await self._cache.get(key)
+                if cached is not None:
+                    hits = load_hits(cached)
+                    if hits is not None:
+                        return SearchResult(hits=hits, from_cache=True)
             cur = await conn.execute(sql, params)
             rows = await cur.fetchall()
-        return [
-            SearchHit(
-                chunk_id=str(row[0]),
-                source_id=str(row[1]),
-                creator_id=creator_id,
-                text=row[2],
-                score=float(row[3]),
-                platform=row[4],
-                external_id=row[5],
-                url=row[6],
-                created_at=row[7],
-                kind=row[8],
-                start_char=row[9],
-                end_char=row[10],
-            )
-            for row in rows
-        ]
+        hits = _rank(rows, creator_id, mode=mode, k=k, min_score=float(min_score))
+        if key is not None and self._cache is not None:
+            await self._cache.set(key, dump_hits(hits))
+        return SearchResult(hits=hits, from_cache=False)
 
     async def append_turn(
         self,
@@ -461,10 +627,13 @@ class MemoryStore:
         text: str,
         citations: Sequence[str] = (),
     ) -> Turn:
-        """Append one turn to a fan's conversation, creating the conversation on its first turn.
+        """Append one turn to a fan's conversation, creating the fan and conversation on first use.
 
-        Concurrent appends to one conversation are serialised on the conversation row, so turn
-        order is well defined.
+        In the same transaction, a fan turn's self-descriptions ("my name is Sam", "I'm vegan") are
+        stored as facts (:func:`services.memory.core.fan_memory.extract_facts`), and turns that leave
+        the verbatim window of :attr:`summary_window` turns are folded into the fan's rolling summary.
+        Appends of one fan are serialised on the fan's row, so turn order, ordinals and the summary
+        are well defined under concurrency.
 
         Args:
             creator_id: The creator whose avatar the fan talks to; must exist.
@@ -500,33 +669,101 @@ class MemoryStore:
                     f"citations[{i}] must be a chunk id (UUID), got {_show(citation)}"
                 ) from None
 
-        try:
-            async with self._pool.connection() as conn, conn.transaction():
-                cur = await conn.execute(
-                    """INSERT INTO conversations (creator_id, fan_id, conversation_id, last_ordinal)
-                       VALUES (%s, %s, %s, 1)
-                       ON CONFLICT (creator_id, fan_id, conversation_id)
-                       DO UPDATE SET last_ordinal = conversations.last_ordinal + 1
-                       RETURNING last_ordinal""",
-                    (creator_id, fan_id, conversation_id),
-                )
-                row = await cur.fetchone()
-                assert row is not None
-                cur = await conn.execute(
-                    """INSERT INTO turns (creator_id, fan_id, conversation_id, ordinal, role, text, citations)
-                       VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING created_at""",
-                    (creator_id, fan_id, conversation_id, row[0], role, text, Jsonb(cited)),
-                )
-                created = await cur.fetchone()
-                assert created is not None
-        except psycopg.errors.ForeignKeyViolation:
-            raise NotFound(f"creator {creator_id!r} does not exist") from None
+        async with self._tenant(creator_id) as conn:
+            await self._lock_fan(conn, creator_id, fan_id)
+            cur = await conn.execute(
+                """INSERT INTO conversations (creator_id, fan_id, conversation_id, last_ordinal)
+                   VALUES (%s, %s, %s, 1)
+                   ON CONFLICT (creator_id, fan_id, conversation_id)
+                   DO UPDATE SET last_ordinal = conversations.last_ordinal + 1
+                   RETURNING last_ordinal""",
+                (creator_id, fan_id, conversation_id),
+            )
+            row = await cur.fetchone()
+            assert row is not None
+            cur = await conn.execute(
+                """INSERT INTO turns (creator_id, fan_id, conversation_id, ordinal, role, text, citations)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING created_at, id""",
+                (creator_id, fan_id, conversation_id, row[0], role, text, Jsonb(cited)),
+            )
+            created = await cur.fetchone()
+            assert created is not None
+            if role == "fan":
+                facts = extract_facts(text)
+                if facts:
+                    await self._upsert_facts(
+                        conn, creator_id, fan_id, [(f.key, f.value) for f in facts], "extracted"
+                    )
+            await self._roll_summary(conn, creator_id, fan_id)
         return Turn(
             conversation_id=conversation_id,
             role=role,
             text=text,
             citations=tuple(cited),
             created_at=created[0],
+            turn_id=int(created[1]),
+            fan_id=fan_id,
+        )
+
+    async def _lock_fan(self, conn: psycopg.AsyncConnection[TupleRow], creator_id: str, fan_id: str) -> None:
+        """Create the fan row if needed and lock it until the transaction ends."""
+        try:
+            await conn.execute(
+                "INSERT INTO fans (creator_id, fan_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                (creator_id, fan_id),
+            )
+        except psycopg.errors.ForeignKeyViolation:
+            raise NotFound(f"creator {creator_id!r} does not exist") from None
+        await conn.execute(
+            "SELECT 1 FROM fans WHERE creator_id = %s AND fan_id = %s FOR UPDATE", (creator_id, fan_id)
+        )
+
+    async def _upsert_facts(
+        self,
+        conn: psycopg.AsyncConnection[TupleRow],
+        creator_id: str,
+        fan_id: str,
+        facts: Sequence[tuple[str, str]],
+        origin: str,
+    ) -> None:
+        async with conn.cursor() as cur:
+            await cur.executemany(
+                """INSERT INTO fan_facts (creator_id, fan_id, key, value, origin) VALUES (%s, %s, %s, %s, %s)
+                   ON CONFLICT (creator_id, fan_id, key) DO UPDATE SET
+                       value = EXCLUDED.value, origin = EXCLUDED.origin, updated_at = clock_timestamp()""",
+                [(creator_id, fan_id, key, value, origin) for key, value in facts],
+            )
+
+    async def _roll_summary(
+        self, conn: psycopg.AsyncConnection[TupleRow], creator_id: str, fan_id: str
+    ) -> None:
+        """Fold the fan's turns older than the verbatim window, not yet summarised, into the summary."""
+        cur = await conn.execute(
+            """SELECT summary, covers_through_turn_id, turns_covered FROM fan_summaries
+               WHERE creator_id = %s AND fan_id = %s""",
+            (creator_id, fan_id),
+        )
+        current = await cur.fetchone()
+        summary, covered, count = ("", 0, 0) if current is None else (current[0], current[1], current[2])
+        # Newest first through the history index: skip the window, the rest is what must be folded
+        # (usually one turn, the one that just left the window).
+        cur = await conn.execute(
+            """SELECT id, role, text FROM turns
+               WHERE creator_id = %s AND fan_id = %s AND id > %s
+               ORDER BY id DESC OFFSET %s""",
+            (creator_id, fan_id, covered, self._summary_window),
+        )
+        leaving = list(reversed(await cur.fetchall()))
+        if not leaving:
+            return
+        new_summary = fold_summary(summary, [SummaryTurn(role=r[1], text=r[2]) for r in leaving])
+        await conn.execute(
+            """INSERT INTO fan_summaries (creator_id, fan_id, summary, covers_through_turn_id, turns_covered)
+               VALUES (%s, %s, %s, %s, %s)
+               ON CONFLICT (creator_id, fan_id) DO UPDATE SET
+                   summary = EXCLUDED.summary, covers_through_turn_id = EXCLUDED.covers_through_turn_id,
+                   turns_covered = EXCLUDED.turns_covered, updated_at = clock_timestamp()""",
+            (creator_id, fan_id, new_summary, leaving[-1][0], count + len(leaving)),
         )
 
     async def history(
@@ -546,38 +783,318 @@ class MemoryStore:
         Raises:
             InvalidArgument: A malformed argument.
         """
+        return (await self.history_page(creator_id, fan_id, conversation_id, limit)).turns
+
+    async def history_page(
+        self,
+        creator_id: str,
+        fan_id: str,
+        conversation_id: str | None = None,
+        limit: int = 20,
+        page_token: str = "",
+    ) -> TurnPage:
+        """One page of a fan's turns, walking back in time from the newest.
+
+        Args:
+            creator_id: The creator.
+            fan_id: The fan.
+            conversation_id: Only this conversation; None means all of the fan's conversations.
+            limit: Turns per page, 1..1000.
+            page_token: "" for the newest page, else a ``next_page_token`` from the previous page.
+
+        Returns:
+            The page (turns oldest first) and the token of the page before it ("" at the beginning).
+
+        Raises:
+            InvalidArgument: A malformed argument or page token.
+        """
         _check_creator_id(creator_id)
         _check_opaque_id("fan_id", fan_id)
         if conversation_id is not None:
             _check_opaque_id("conversation_id", conversation_id)
         _check_int("limit", limit, low=1, high=MAX_HISTORY)
-        # Newest `limit` via the (creator_id, fan_id, id DESC) index, then flipped to oldest first.
-        # Within a conversation id order equals ordinal order: ordinals are taken under a row lock
-        # held until commit, and the id is drawn after the lock.
-        async with self._pool.connection() as conn:
-            if conversation_id is None:
-                cur = await conn.execute(
-                    """SELECT conversation_id, role, text, citations, created_at FROM (
-                           SELECT id, conversation_id, role, text, citations, created_at FROM turns
-                           WHERE creator_id = %s AND fan_id = %s
-                           ORDER BY id DESC LIMIT %s) latest
-                       ORDER BY id""",
-                    (creator_id, fan_id, limit),
-                )
-            else:
-                cur = await conn.execute(
-                    """SELECT conversation_id, role, text, citations, created_at FROM (
-                           SELECT id, conversation_id, role, text, citations, created_at FROM turns
-                           WHERE creator_id = %s AND fan_id = %s AND conversation_id = %s
-                           ORDER BY id DESC LIMIT %s) latest
-                       ORDER BY id""",
-                    (creator_id, fan_id, conversation_id, limit),
-                )
+        cursor = _decode_token("turns", page_token, 1)
+        before = _MAX_INT8 if cursor is None else cursor[0]
+        if not isinstance(before, int) or isinstance(before, bool):
+            raise InvalidArgument("page_token is malformed (pass back a next_page_token unchanged)")
+        # Newest `limit + 1` before the cursor via the (creator_id, fan_id, id DESC) index: the extra
+        # row only tells whether an older page exists. Within a conversation id order equals ordinal
+        # order: ordinals are taken under a row lock held until commit, and the id is drawn after it.
+        conv_clause = "" if conversation_id is None else " AND conversation_id = %(conv)s"
+        async with self._tenant(creator_id) as conn:
+            cur = await conn.execute(
+                f"""SELECT conversation_id, role, text, citations, created_at, id FROM turns
+                    WHERE creator_id = %(creator)s AND fan_id = %(fan)s AND id < %(before)s{conv_clause}
+                    ORDER BY id DESC LIMIT %(limit)s""",
+                {
+                    "creator": creator_id,
+                    "fan": fan_id,
+                    "before": before,
+                    "conv": conversation_id,
+                    "limit": limit + 1,
+                },
+            )
             rows = await cur.fetchall()
-        return [
-            Turn(conversation_id=row[0], role=row[1], text=row[2], citations=tuple(row[3]), created_at=row[4])
-            for row in rows
+        more = len(rows) > limit
+        rows = rows[:limit]
+        turns = [_turn(row, fan_id) for row in reversed(rows)]
+        token = _encode_token("turns", [turns[0].turn_id]) if more and turns else ""
+        return TurnPage(turns=turns, next_page_token=token)
+
+    async def list_conversations(
+        self, creator_id: str, fan_id: str | None = None, limit: int = 20, page_token: str = ""
+    ) -> ConversationPage:
+        """One page of a creator's conversations (all fans, or one), most recently started first.
+
+        Args:
+            creator_id: The creator.
+            fan_id: Only this fan's conversations; None means every fan's.
+            limit: Conversations per page, 1..1000.
+            page_token: "" for the first page, else a ``next_page_token``.
+
+        Returns:
+            The page and the token of the next one ("" when this is the last).
+
+        Raises:
+            InvalidArgument: A malformed argument or page token.
+        """
+        _check_creator_id(creator_id)
+        if fan_id is not None:
+            _check_opaque_id("fan_id", fan_id)
+        _check_int("limit", limit, low=1, high=MAX_HISTORY)
+        cursor = _decode_token("conversations", page_token, 3)
+        params: dict[str, Any] = {"creator": creator_id, "fan": fan_id, "limit": limit + 1}
+        where = "c.creator_id = %(creator)s"
+        if fan_id is not None:
+            where += " AND c.fan_id = %(fan)s"
+        if cursor is not None:
+            try:
+                params["at"] = datetime.fromisoformat(cursor[0])
+            except (TypeError, ValueError):
+                raise InvalidArgument(
+                    "page_token is malformed (pass back a next_page_token unchanged)"
+                ) from None
+            params["cfan"], params["cconv"] = str(cursor[1]), str(cursor[2])
+            # Keyset pagination on (created_at DESC, fan_id, conversation_id): stable under inserts.
+            where += (
+                " AND (c.created_at < %(at)s OR (c.created_at = %(at)s AND"
+                " (c.fan_id, c.conversation_id) > (%(cfan)s, %(cconv)s)))"
+            )
+        async with self._tenant(creator_id) as conn:
+            cur = await conn.execute(
+                f"""SELECT c.fan_id, c.conversation_id, c.created_at, c.last_ordinal, last.created_at
+                    FROM conversations c
+                    CROSS JOIN LATERAL (
+                        SELECT t.created_at FROM turns t
+                        WHERE t.creator_id = c.creator_id AND t.fan_id = c.fan_id
+                          AND t.conversation_id = c.conversation_id AND t.ordinal = c.last_ordinal) last
+                    WHERE {where}
+                    ORDER BY c.created_at DESC, c.fan_id, c.conversation_id
+                    LIMIT %(limit)s""",
+                params,
+            )
+            rows = await cur.fetchall()
+        more = len(rows) > limit
+        page = [
+            Conversation(
+                fan_id=r[0], conversation_id=r[1], created_at=r[2], turn_count=r[3], last_turn_at=r[4]
+            )
+            for r in rows[:limit]
         ]
+        token = ""
+        if more:
+            last = page[-1]
+            token = _encode_token(
+                "conversations", [last.created_at.isoformat(), last.fan_id, last.conversation_id]
+            )
+        return ConversationPage(conversations=page, next_page_token=token)
+
+    async def fan_memory(self, creator_id: str, fan_id: str, recent: int | None = None) -> FanMemory:
+        """What the avatar remembers about a fan: facts, the rolling summary and the latest turns.
+
+        Args:
+            creator_id: The creator.
+            fan_id: The fan.
+            recent: How many latest turns to include verbatim, 0..1000 (None: :attr:`summary_window`).
+
+        Returns:
+            The fan's memory (all empty for a fan the avatar never met, or one that was forgotten).
+
+        Raises:
+            InvalidArgument: A malformed argument.
+        """
+        _check_creator_id(creator_id)
+        _check_opaque_id("fan_id", fan_id)
+        count = (
+            self._summary_window if recent is None else _check_int("recent", recent, low=0, high=MAX_HISTORY)
+        )
+        async with self._tenant(creator_id) as conn:
+            cur = await conn.execute(
+                """SELECT key, value, origin, updated_at FROM fan_facts
+                   WHERE creator_id = %s AND fan_id = %s ORDER BY key""",
+                (creator_id, fan_id),
+            )
+            facts = [
+                FanFact(key=r[0], value=r[1], origin=r[2], updated_at=r[3]) for r in await cur.fetchall()
+            ]
+            cur = await conn.execute(
+                "SELECT summary, turns_covered FROM fan_summaries WHERE creator_id = %s AND fan_id = %s",
+                (creator_id, fan_id),
+            )
+            summary_row = await cur.fetchone()
+            cur = await conn.execute(
+                """SELECT conversation_id, role, text, citations, created_at, id FROM turns
+                   WHERE creator_id = %s AND fan_id = %s ORDER BY id DESC LIMIT %s""",
+                (creator_id, fan_id, count),
+            )
+            rows = await cur.fetchall()
+        return FanMemory(
+            facts=facts,
+            summary="" if summary_row is None else summary_row[0],
+            turns_summarised=0 if summary_row is None else int(summary_row[1]),
+            recent_turns=[_turn(r, fan_id) for r in reversed(rows)],
+        )
+
+    async def put_fan_facts(self, creator_id: str, fan_id: str, facts: Mapping[str, str]) -> None:
+        """Set facts about a fan explicitly (e.g. from the integrator's own profile of the fan).
+
+        Args:
+            creator_id: The creator; must exist.
+            fan_id: The fan (created if new).
+            facts: Key -> value; keys ``[a-z][a-z0-9_]{0,63}``, values 1-500 characters.
+
+        Raises:
+            InvalidArgument: A malformed argument.
+            NotFound: The creator does not exist.
+        """
+        _check_creator_id(creator_id)
+        _check_opaque_id("fan_id", fan_id)
+        checked = self._check_facts(facts)
+        async with self._tenant(creator_id) as conn:
+            await self._lock_fan(conn, creator_id, fan_id)
+            await self._upsert_facts(conn, creator_id, fan_id, checked, "explicit")
+
+    @staticmethod
+    def _check_facts(facts: object) -> list[tuple[str, str]]:
+        if not isinstance(facts, Mapping) or not facts:
+            raise InvalidArgument("facts must be a non-empty mapping of key to value")
+        if len(facts) > _MAX_FACT_KEYS:
+            raise InvalidArgument(f"at most {_MAX_FACT_KEYS} facts per call, got {len(facts)}")
+        checked: list[tuple[str, str]] = []
+        for key, value in sorted(facts.items()):
+            if not isinstance(key, str) or FACT_KEY.fullmatch(key) is None:
+                raise InvalidArgument(f"fact key must match [a-z][a-z0-9_]{{0,63}}, got {_show(key)}")
+            checked.append((key, _check_text(f"facts[{key}]", value, max_len=MAX_FACT_VALUE).strip()))
+        return checked
+
+    async def forget_fan(
+        self, creator_id: str, fan_id: str, fact_keys: Sequence[str] = ()
+    ) -> tuple[int, int]:
+        """Forget a fan: everything (turns, conversations, summary, facts), or only some facts.
+
+        Idempotent: forgetting a fan the avatar does not know succeeds and deletes nothing.
+
+        Args:
+            creator_id: The creator.
+            fan_id: The fan.
+            fact_keys: Only these facts; empty means everything about the fan.
+
+        Returns:
+            ``(turns deleted, facts deleted)``.
+
+        Raises:
+            InvalidArgument: A malformed argument.
+        """
+        _check_creator_id(creator_id)
+        _check_opaque_id("fan_id", fan_id)
+        keys = _check_str_list("fact_keys", fact_keys, max_len=64)
+        async with self._tenant(creator_id) as conn:
+            if keys:
+                cur = await conn.execute(
+                    "DELETE FROM fan_facts WHERE creator_id = %s AND fan_id = %s AND key = ANY(%s)",
+                    (creator_id, fan_id, list(keys)),
+                )
+                return 0, cur.rowcount
+            cur = await conn.execute(
+                """SELECT (SELECT count(*) FROM turns WHERE creator_id = %(c)s AND fan_id = %(f)s),
+                          (SELECT count(*) FROM fan_facts WHERE creator_id = %(c)s AND fan_id = %(f)s)""",
+                {"c": creator_id, "f": fan_id},
+            )
+            counts = await cur.fetchone()
+            assert counts is not None
+            # The fan row cascades to conversations, turns, facts and summary in this one statement.
+            await conn.execute("DELETE FROM fans WHERE creator_id = %s AND fan_id = %s", (creator_id, fan_id))
+        return int(counts[0]), int(counts[1])
+
+    async def get_persona(self, creator_id: str) -> PersonaProfile:
+        """Return the creator's persona (style) profile.
+
+        Raises:
+            InvalidArgument: A malformed creator id.
+            NotFound: The creator has no profile.
+        """
+        _check_creator_id(creator_id)
+        async with self._tenant(creator_id) as conn:
+            cur = await conn.execute(
+                "SELECT profile, version, updated_at FROM creator_personas WHERE creator_id = %s",
+                (creator_id,),
+            )
+            row = await cur.fetchone()
+        if row is None:
+            raise NotFound(f"creator {creator_id!r} has no persona profile")
+        return PersonaProfile(creator_id=creator_id, profile=row[0], version=int(row[1]), updated_at=row[2])
+
+    async def put_persona(
+        self, creator_id: str, profile: Mapping[str, Any], expected_version: int = 0
+    ) -> PersonaProfile:
+        """Store the creator's persona profile, creating the creator if needed.
+
+        Args:
+            creator_id: The creator.
+            profile: A JSON object (at most 256 KiB serialised).
+            expected_version: 0 writes unconditionally; otherwise the write happens only if the stored
+                version is this one (optimistic concurrency for read-modify-write callers).
+
+        Returns:
+            The stored profile with its new version.
+
+        Raises:
+            InvalidArgument: A malformed argument.
+            Conflict: ``expected_version`` is not the stored version.
+        """
+        _check_creator_id(creator_id)
+        if not isinstance(profile, Mapping):
+            raise InvalidArgument(f"profile must be a JSON object, got {type(profile).__name__}")
+        try:
+            encoded = json.dumps(dict(profile), allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise InvalidArgument(f"profile must be JSON-serialisable: {exc}") from None
+        if len(encoded.encode()) > _MAX_PROFILE_BYTES or "\\u0000" in encoded:
+            raise InvalidArgument("profile must be at most 256 KiB of JSON without NUL characters")
+        _check_int("expected_version", expected_version, low=0, high=_MAX_INT8)
+        async with self._tenant(creator_id) as conn:
+            await conn.execute(
+                "INSERT INTO creators (id) VALUES (%s) ON CONFLICT (id) DO NOTHING", (creator_id,)
+            )
+            cur = await conn.execute(
+                "SELECT version FROM creator_personas WHERE creator_id = %s FOR UPDATE", (creator_id,)
+            )
+            current = await cur.fetchone()
+            stored = 0 if current is None else int(current[0])
+            if expected_version and expected_version != stored:
+                raise Conflict(
+                    f"persona profile of {creator_id!r} is at version {stored}, not {expected_version}"
+                )
+            cur = await conn.execute(
+                """INSERT INTO creator_personas (creator_id, profile, version) VALUES (%s, %s, %s)
+                   ON CONFLICT (creator_id) DO UPDATE SET
+                       profile = EXCLUDED.profile, version = EXCLUDED.version, updated_at = now()
+                   RETURNING profile, version, updated_at""",
+                (creator_id, Jsonb(dict(profile)), stored + 1),
+            )
+            row = await cur.fetchone()
+        assert row is not None
+        return PersonaProfile(creator_id=creator_id, profile=row[0], version=int(row[1]), updated_at=row[2])
 
     async def delete_source(self, creator_id: str, platform: str, external_id: str) -> int:
         """Delete one source and all its chunks.
@@ -597,7 +1114,7 @@ class MemoryStore:
         _check_creator_id(creator_id)
         _check_text("platform", platform, max_len=64)
         _check_text("external_id", external_id, max_len=512)
-        async with self._pool.connection() as conn, conn.transaction():
+        async with self._tenant(creator_id) as conn:
             cur = await conn.execute(
                 """SELECT id FROM sources WHERE creator_id = %s AND platform = %s AND external_id = %s
                    FOR UPDATE""",
@@ -615,7 +1132,7 @@ class MemoryStore:
         return deleted
 
     async def delete_creator(self, creator_id: str) -> None:
-        """Delete a creator and everything derived from them: sources, chunks, conversations, turns.
+        """Delete a creator and everything derived from them: sources, chunks, persona, fans, turns.
 
         Args:
             creator_id: The creator.
@@ -625,7 +1142,7 @@ class MemoryStore:
             NotFound: No such creator.
         """
         _check_creator_id(creator_id)
-        async with self._pool.connection() as conn:
+        async with self._tenant(creator_id) as conn:
             # Foreign keys cascade to every creator-owned table, in this one statement.
             cur = await conn.execute("DELETE FROM creators WHERE id = %s", (creator_id,))
             if cur.rowcount == 0:
@@ -638,27 +1155,103 @@ class MemoryStore:
             InvalidArgument: A malformed creator id.
         """
         _check_creator_id(creator_id)
-        async with self._pool.connection() as conn:
+        async with self._tenant(creator_id) as conn:
             cur = await conn.execute("SELECT count(*) FROM chunks WHERE creator_id = %s", (creator_id,))
             row = await cur.fetchone()
         assert row is not None
         return int(row[0])
 
 
-async def open_store(url: str, *, ef_search: int = 100, min_size: int = 1, max_size: int = 10) -> MemoryStore:
+def _rank(
+    rows: Sequence[Sequence[Any]], creator_id: str, *, mode: SearchMode, k: int, min_score: float
+) -> list[SearchHit]:
+    """Turn candidate rows (see :mod:`search_sql`) into ranked, thresholded hits."""
+    by_id = {str(r[0]): r for r in rows}
+    # Ranks are recomputed here: relaxed_order iterative scans may return rows slightly out of order.
+    vec_order = sorted((r for r in rows if r[12] is not None), key=lambda r: (float(r[12]), str(r[0])))
+    txt_order = sorted((r for r in rows if r[13] is not None), key=lambda r: (-float(r[13]), str(r[0])))
+    vec_rank = {str(r[0]): i for i, r in enumerate(vec_order, 1)}
+    txt_rank = {str(r[0]): i for i, r in enumerate(txt_order, 1)}
+    candidates = [
+        Candidate(
+            chunk_id=cid, cosine=float(r[3]), vector_rank=vec_rank.get(cid), text_rank=txt_rank.get(cid)
+        )
+        for cid, r in by_id.items()
+    ]
+    if mode == "hybrid":
+        fused = fuse(candidates, top_k=k, min_cosine=min_score)
+        chosen = [(f.candidate, f.score) for f in fused]
+    else:
+        rank_of = vec_rank if mode == "vector" else txt_rank
+        ordered = sorted(
+            (c for c in candidates if c.cosine >= min_score and c.chunk_id in rank_of),
+            key=lambda c: rank_of[c.chunk_id],
+        )
+        chosen = [(c, 0.0) for c in ordered[:k]]
+    hits: list[SearchHit] = []
+    for cand, score in chosen:
+        r = by_id[cand.chunk_id]
+        hits.append(
+            SearchHit(
+                chunk_id=cand.chunk_id,
+                source_id=str(r[1]),
+                creator_id=creator_id,
+                text=r[2],
+                score=cand.cosine,
+                platform=r[4],
+                external_id=r[5],
+                url=r[6],
+                created_at=r[7],
+                kind=r[8],
+                start_char=r[9],
+                end_char=r[10],
+                fused_score=score,
+                vector_rank=cand.vector_rank or 0,
+                text_rank=cand.text_rank or 0,
+                path=r[11],
+            )
+        )
+    return hits
+
+
+async def read_instance_id(url: str) -> str:
+    """This database's identity (``memory_instance.id``), used to namespace shared cache keys."""
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        cur = await conn.execute("SELECT id FROM memory_instance")
+        row = await cur.fetchone()
+    assert row is not None  # inserted by migration 0002
+    return str(row[0])
+
+
+async def open_store(
+    url: str,
+    *,
+    ef_search: int = 100,
+    min_size: int = 1,
+    max_size: int = 10,
+    cache: SearchCache | None = None,
+    summary_window: int = 20,
+) -> MemoryStore:
     """Apply the memory migrations, then open a pool and a :class:`MemoryStore` on it.
 
     Args:
-        url: Postgres connection URL (the database must allow ``CREATE EXTENSION vector``).
+        url: Postgres connection URL (the database must allow ``CREATE EXTENSION vector``, and the
+            user must be able to create the ``avatar_tenant`` role or it must already exist).
         ef_search: See :class:`MemoryStore`.
         min_size: Fewest pooled connections.
         max_size: Most pooled connections.
+        cache: See :class:`MemoryStore`.
+        summary_window: See :class:`MemoryStore`.
 
     Returns:
         The store; close it with :meth:`MemoryStore.close` (or use it as an async context manager).
     """
     # Validate before touching the database, so a bad setting fails fast without side effects.
     _check_int("ef_search", ef_search, low=1, high=1000)
+    _check_int("summary_window", summary_window, low=1, high=MAX_HISTORY)
     await apply_migrations(url, COMPONENT, MIGRATIONS_DIR)
+    instance = await read_instance_id(url)
     pool = await open_pool(url, min_size=min_size, max_size=max_size)
-    return MemoryStore(pool, ef_search=ef_search)
+    return MemoryStore(
+        pool, ef_search=ef_search, cache=cache, instance=instance, summary_window=summary_window
+    )

@@ -24,16 +24,24 @@ version number can never be checked against another document's rules.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import threading
 import unicodedata
 from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
-from services.policy.core.controls import Autonomy, BlockedTopic, Controls, DisclosureMode
+from services.policy.core.commitments import find_commitments
+from services.policy.core.controls import Autonomy, BlockedTopic, Controls, DisclosureMode, QuietHours
 from services.policy.core.decisions import ALLOW, Action, Decision, Reason, ReasonCode
+from services.policy.core.grounding import check_grounding, subjects_of, support_vocabulary
+from services.policy.core.injection import find_injection
+from services.policy.core.similarity import SIMILARITY_THRESHOLD
 
 PAUSED_TEXT = "This avatar is paused right now, so it can't reply. Please check back later!"
 """What a fan sees while the creator has the kill switch on."""
@@ -98,6 +106,37 @@ class _Matchers:
     topics: tuple[tuple[BlockedTopic, re.Pattern[str]], ...]
     any_claim: re.Pattern[str] | None
     claims: tuple[tuple[str, re.Pattern[str]], ...]
+    any_commitment: re.Pattern[str] | None
+    commitments: tuple[tuple[str, re.Pattern[str]], ...]
+
+
+# A call to action aimed at the fan: a verb of subscribing/buying/following and the creator's own
+# thing ("sign up for my newsletter", "buy our course"), or the usual off-platform funnels.
+_CTA = re.compile(
+    r"\b(?:subscribe|sign\s*up|join|buy|order|shop|purchase|pre-?order|check\s+out|follow|support|"
+    r"enroll|enrol|register|download|grab|get|book|visit|head\s+to|go\s+to)\s+(?:to\s+|for\s+|at\s+|on\s+|"
+    r"in\s+|from\s+|up\s+for\s+)?(?:my|our)\s+(?:new\s+|latest\s+)?"
+    r"(?:newsletter|shop|store|course|class(?:es)?|merch|book|ebook|e-book|patreon|channel|podcast|"
+    r"membership|program|programme|app|workshop|masterclass|coaching|subscription|mailing\s+list|"
+    r"discord|community|onlyfans|ko-?fi|cameo|link|website|site|page|profile|account|products?|"
+    r"kits?|plans?|guides?|presets?)\b"
+    r"|\buse\s+(?:my\s+|our\s+|the\s+)?(?:promo\s+|discount\s+)?code\b"
+    r"|\blink\s+in\s+(?:my\s+)?bio\b"
+    r"|\b(?:patreon|onlyfans|ko-?fi|cameo|linktree)\b"
+)
+
+
+@dataclass(frozen=True)
+class FanInfo:
+    """What the fan app tells policy about the fan.
+
+    Attributes:
+        age: The fan's age as declared by the fan or verified by the app; ``None`` when unknown.
+        age_verified: The fan app verified ``age`` (an ID check, an app-store age rating...).
+    """
+
+    age: int | None = None
+    age_verified: bool = False
 
 
 _cache: OrderedDict[tuple[str, int], tuple[Controls, _Matchers]] = OrderedDict()
@@ -105,26 +144,56 @@ _cache: OrderedDict[tuple[str, int], tuple[Controls, _Matchers]] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
-def check_input(controls: Controls, message: str) -> Decision:
+def check_input(
+    controls: Controls,
+    message: str,
+    *,
+    fan: FanInfo | None = None,
+    now: datetime | None = None,
+    topic_scores: Mapping[str, float] | None = None,
+) -> Decision:
     """Decide what to do with a fan's message before the avatar answers it.
 
-    Order of precedence: ``PAUSED`` refuses everything; a blocked topic refuses with the reply of the
-    first matching topic (in the creator's order) even under ``APPROVAL``, since queueing a message
-    that will be refused anyway only wastes the creator's time; ``APPROVAL`` holds the turn; otherwise
-    the message is allowed.
+    Order of precedence: ``PAUSED`` refuses everything; the fan age gate; quiet hours; then a prompt
+    injection refuses with the creator's injection reply and a blocked topic (by keyword or by
+    similarity to its examples) with the reply of the first matching topic in the creator's order,
+    both even under ``APPROVAL``, since queueing a message that will be refused anyway only wastes
+    the creator's time; ``APPROVAL`` holds the turn; otherwise the message is allowed.
 
     Args:
         controls: The creator's current controls.
         message: The fan's message, as received.
+        fan: What the fan app says about the fan; ``None`` = nothing (fails an age gate).
+        now: The current time, for quiet hours; ``None`` = the system clock.
+        topic_scores: Best similarity of the message to each topic's examples (see
+            ``similarity.py``); topics at or above the threshold count as matched.
 
     Returns:
-        The decision; its reasons list every matching blocked topic.
+        The decision; its reasons list every rule the message broke (injection and every matching
+        topic).
     """
     if controls.autonomy is Autonomy.PAUSED:
         return _paused()
+    age = _age_reason(controls, fan or FanInfo())
+    if age is not None:
+        return Decision(Action.REFUSE, (age,), controls.age_reply)
+    if controls.quiet_hours is not None and in_quiet_hours(controls.quiet_hours, now or datetime.now(UTC)):
+        reason = Reason(ReasonCode.QUIET_HOURS, "the creator's quiet hours are on")
+        return Decision(Action.REFUSE, (reason,), controls.quiet_hours.reply)
     matchers = _matchers(controls)
     text = _normalise(message)
-    reasons = _topic_reasons(matchers, text, "message")
+    injected = find_injection(text)
+    injection = (
+        (Reason(ReasonCode.PROMPT_INJECTION, f"message tries to instruct the avatar: {injected!r}"),)
+        if injected is not None
+        else ()
+    )
+    topics = _topic_reasons(matchers, text, "message") + _similar_topic_reasons(
+        controls, matchers, text, topic_scores or {}
+    )
+    reasons = injection + topics
+    if injection:
+        return Decision(Action.REFUSE, reasons, controls.injection_reply)
     if reasons:
         return Decision(Action.REFUSE, reasons, _topic_reply(controls, reasons[0]))
     if controls.autonomy is Autonomy.APPROVAL:
@@ -133,17 +202,25 @@ def check_input(controls: Controls, message: str) -> Decision:
     return ALLOW
 
 
-def check_output_sentence(controls: Controls, sentence: str) -> Decision:
+def check_output_sentence(
+    controls: Controls, sentence: str, evidence: Sequence[str] | None = None
+) -> Decision:
     """Decide whether one sentence the avatar generated may be released.
 
     Order of precedence: ``PAUSED`` refuses (the kill switch also stops a reply already streaming);
-    a never-claim phrase abstains with :data:`ABSTAIN_TEXT`; a blocked topic rewrites the sentence to
-    the topic's reply; a link to a domain outside ``allowed_link_domains`` rewrites the sentence with
-    the link removed. Reasons from every rule that fired are kept, strongest first.
+    a never-claim phrase, or a first-person factual claim that neither ``evidence`` nor the stated
+    facts support, abstains with :data:`ABSTAIN_TEXT`; a forbidden commitment rewrites the sentence
+    to the creator's commitment reply; a blocked topic rewrites it to the topic's reply; a link
+    outside ``allowed_link_domains`` and the calls to action rewrites it with the link removed; a
+    call to action the creator did not list drops the sentence (rewrite to ``""``). Reasons from
+    every rule that fired are kept, strongest first.
 
     Args:
         controls: The creator's current controls.
         sentence: One sentence of the avatar's reply.
+        evidence: The creator content retrieved for this turn. ``None`` skips grounding (for
+            callers that check text with no turn behind it); the live path always passes it,
+            possibly empty, and then an unsupported claim abstains.
 
     Returns:
         The decision; ``text`` is the sentence to send instead when the action is not ``ALLOW``.
@@ -153,20 +230,62 @@ def check_output_sentence(controls: Controls, sentence: str) -> Decision:
     matchers = _matchers(controls)
     text = _normalise(sentence)
     claim_reasons = _claim_reasons(matchers, text)
+    grounding_reasons: tuple[Reason, ...] = ()
+    if evidence is not None and controls.grounding:
+        verdict = check_grounding(
+            text, _vocabulary(tuple(evidence), controls.stated_facts), _subjects(controls.stated_facts)
+        )
+        if not verdict.supported:
+            missing = ", ".join(verdict.missing[:8])
+            grounding_reasons = (
+                Reason(
+                    ReasonCode.UNSUPPORTED_CLAIM,
+                    f"first-person claim not supported by the creator's content (missing: {missing})",
+                ),
+            )
+    commitment_reasons = tuple(
+        Reason(
+            ReasonCode.FORBIDDEN_COMMITMENT,
+            f"reply commits to {kind.value} ({words!r})",
+            kind.value,
+        )
+        for kind, words in find_commitments(text, controls.forbidden_commitments)
+    ) + _custom_commitment_reasons(matchers, text)
     topic_reasons = _topic_reasons(matchers, text, "reply")
     links = _disallowed_links(controls, sentence)
     link_reasons = tuple(
         Reason(ReasonCode.LINK_NOT_ALLOWED, f"link to {host or 'an unreadable host'} is not allowed")
         for _, _, host in links
     )
-    reasons = claim_reasons + topic_reasons + link_reasons
-    if claim_reasons:
+    cta = _disallowed_cta(controls, text)
+    cta_reasons = (
+        (Reason(ReasonCode.CTA_NOT_ALLOWED, f"call to action {cta!r} is not one of the creator's"),)
+        if cta is not None
+        else ()
+    )
+    reasons = (
+        claim_reasons + grounding_reasons + commitment_reasons + topic_reasons + link_reasons + cta_reasons
+    )
+    if claim_reasons or grounding_reasons:
         return Decision(Action.ABSTAIN, reasons, ABSTAIN_TEXT)
+    if commitment_reasons:
+        return Decision(Action.REWRITE, reasons, controls.commitment_reply)
     if topic_reasons:
         return Decision(Action.REWRITE, reasons, _topic_reply(controls, topic_reasons[0]))
+    if cta_reasons:
+        return Decision(Action.REWRITE, reasons, "")
     if link_reasons:
         return Decision(Action.REWRITE, reasons, _remove_spans(sentence, [(s, e) for s, e, _ in links]))
     return ALLOW
+
+
+def in_quiet_hours(quiet: QuietHours, now: datetime) -> bool:
+    """Whether ``now`` falls in the creator's daily quiet window (in the creator's time zone)."""
+    local = now.astimezone(ZoneInfo(quiet.timezone))
+    minute = local.hour * 60 + local.minute
+    if quiet.start_minute < quiet.end_minute:
+        return quiet.start_minute <= minute < quiet.end_minute
+    return minute >= quiet.start_minute or minute < quiet.end_minute
 
 
 def needs_disclosure(controls: Controls, is_first_turn: bool, minutes_since_last_turn: float | None) -> bool:
@@ -196,6 +315,72 @@ def needs_disclosure(controls: Controls, is_first_turn: bool, minutes_since_last
 def _paused() -> Decision:
     reason = Reason(ReasonCode.AUTONOMY_PAUSED, "the creator has paused the avatar")
     return Decision(Action.REFUSE, (reason,), PAUSED_TEXT)
+
+
+def _age_reason(controls: Controls, fan: FanInfo) -> Reason | None:
+    if controls.min_fan_age == 0:
+        return None
+    if fan.age is None:
+        return Reason(
+            ReasonCode.FAN_AGE, f"the fan's age is unknown; the creator requires {controls.min_fan_age}+"
+        )
+    if controls.require_verified_age and not fan.age_verified:
+        return Reason(ReasonCode.FAN_AGE, "the creator requires an age verified by the fan app")
+    if fan.age < controls.min_fan_age:
+        return Reason(
+            ReasonCode.FAN_AGE, f"the fan is {fan.age}; the creator requires {controls.min_fan_age}+"
+        )
+    return None
+
+
+def _similar_topic_reasons(
+    controls: Controls, matchers: _Matchers, text: str, scores: Mapping[str, float]
+) -> tuple[Reason, ...]:
+    # Topics already matched by keyword are not repeated; the others are reported in creator order.
+    by_keyword = {t.name for t, p in matchers.topics if p.search(text) is not None}
+    return tuple(
+        Reason(
+            ReasonCode.BLOCKED_TOPIC,
+            f"message is close to an example of blocked topic {t.name!r} (similarity {scores[t.name]:.2f})",
+            t.name,
+        )
+        for t in controls.blocked_topics
+        if t.name not in by_keyword and scores.get(t.name, -1.0) >= SIMILARITY_THRESHOLD
+    )
+
+
+def _custom_commitment_reasons(matchers: _Matchers, text: str) -> tuple[Reason, ...]:
+    if matchers.any_commitment is None or matchers.any_commitment.search(text) is None:
+        return ()
+    return tuple(
+        Reason(
+            ReasonCode.FORBIDDEN_COMMITMENT,
+            f"reply commits to {phrase!r}, which the creator forbids",
+            "custom",
+        )
+        for phrase, pattern in matchers.commitments
+        if pattern.search(text) is not None
+    )
+
+
+def _disallowed_cta(controls: Controls, text: str) -> str | None:
+    match = _CTA.search(text)
+    if match is None:
+        return None
+    if any(cta.name.casefold() in text for cta in controls.calls_to_action):
+        return None
+    return match.group(0)
+
+
+@functools.lru_cache(maxsize=256)
+def _vocabulary(evidence: tuple[str, ...], facts: tuple[str, ...]) -> frozenset[str]:
+    # One turn checks many sentences against the same evidence: build its vocabulary once.
+    return support_vocabulary(evidence + facts)
+
+
+@functools.lru_cache(maxsize=256)
+def _subjects(facts: tuple[str, ...]) -> frozenset[str]:
+    return subjects_of(facts)
 
 
 def _topic_reasons(matchers: _Matchers, text: str, where: str) -> tuple[Reason, ...]:
@@ -235,9 +420,26 @@ def _disallowed_links(controls: Controls, sentence: str) -> list[tuple[int, int,
         while url and url[-1] in _CLOSERS and url.count(url[-1]) > url.count(_CLOSERS[url[-1]]):
             url = url[:-1].rstrip(_TRAILING)
         host = _host(url)
-        if host is None or not any(host == d or host.endswith("." + d) for d in allowed):
+        on_allowed_domain = host is not None and any(host == d or host.endswith("." + d) for d in allowed)
+        if not on_allowed_domain and (host is None or not _cta_allows(controls, host, url)):
             found.append((start, start + len(url), host))
     return found
+
+
+def _cta_allows(controls: Controls, host: str, url: str) -> bool:
+    # A call to action's URL allows exactly that page and what lies under it, not its whole host.
+    candidate = url if "://" in url else "https://" + url
+    try:
+        parts = urlsplit(candidate)
+    except ValueError:
+        return False
+    for cta in controls.calls_to_action:
+        if not cta.url:
+            continue
+        target = urlsplit(cta.url)
+        if host == (target.hostname or "") and parts.path.rstrip("/").startswith(target.path.rstrip("/")):
+            return True
+    return False
 
 
 def _host(url: str) -> str | None:
@@ -343,11 +545,20 @@ def _compile(controls: Controls) -> _Matchers:
         if pattern is not None:
             claims.append((phrase, _bounded([pattern])))
             all_claim_patterns.append(pattern)
+    commitments = []
+    all_commitment_patterns = []
+    for phrase in controls.custom_commitments:
+        pattern = _phrase_pattern(phrase)
+        if pattern is not None:
+            commitments.append((phrase, _bounded([pattern])))
+            all_commitment_patterns.append(pattern)
     return _Matchers(
         any_topic=_bounded(all_topic_patterns) if all_topic_patterns else None,
         topics=tuple(topics),
         any_claim=_bounded(all_claim_patterns) if all_claim_patterns else None,
         claims=tuple(claims),
+        any_commitment=_bounded(all_commitment_patterns) if all_commitment_patterns else None,
+        commitments=tuple(commitments),
     )
 
 

@@ -43,6 +43,12 @@ class ReasonCode(StrEnum):
     BLOCKED_TOPIC = "blocked_topic"
     NEVER_CLAIM = "never_claim"
     LINK_NOT_ALLOWED = "link_not_allowed"
+    CTA_NOT_ALLOWED = "cta_not_allowed"
+    FORBIDDEN_COMMITMENT = "forbidden_commitment"
+    UNSUPPORTED_CLAIM = "unsupported_claim"
+    PROMPT_INJECTION = "prompt_injection"
+    FAN_AGE = "fan_age"
+    QUIET_HOURS = "quiet_hours"
 
 
 @dataclass(frozen=True)
@@ -52,7 +58,8 @@ class Reason:
     Attributes:
         code: A :class:`ReasonCode` value, e.g. ``"blocked_topic"``.
         detail: Human-readable explanation for the creator's audit view.
-        topic: The blocked topic's name, for ``blocked_topic`` reasons.
+        topic: The blocked topic's name for ``blocked_topic`` reasons; the commitment kind
+            (e.g. ``"money"``) for ``forbidden_commitment`` reasons.
     """
 
     code: str

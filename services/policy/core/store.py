@@ -1,8 +1,12 @@
-"""Postgres storage for creator controls (every version kept) and the decision audit log."""
+"""Postgres storage: creator controls (every version kept), the decision log, the approval queue
+and the per-turn audit records."""
 
 from __future__ import annotations
 
 import dataclasses
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +16,18 @@ from psycopg_pool import AsyncConnectionPool
 from services.common.db import apply_migrations, open_pool
 from services.policy.core.controls import Controls
 from services.policy.core.decisions import Decision, Stage
+from services.policy.core.records import (
+    MAX_LIST,
+    Draft,
+    DraftAlreadyDecided,
+    DraftNotFound,
+    DraftStatus,
+    EvidenceRef,
+    NewDraft,
+    RecordedDecision,
+    TurnOutcome,
+    TurnRecord,
+)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 """The policy service's SQL migrations."""
@@ -159,6 +175,313 @@ class PolicyStore:
             row = await cur.fetchone()
         assert row is not None  # INSERT ... RETURNING always yields the row
         return int(row[0])
+
+    # -- approval queue ---------------------------------------------------------------------
+
+    async def submit_draft(self, draft: NewDraft) -> str:
+        """Store a held reply as pending; returns its id."""
+        draft_id = uuid.uuid4().hex
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                "INSERT INTO policy_drafts (id, creator_id, fan_id, conversation_id, fan_message, "
+                "draft_text, evidence, decisions, controls_version) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (
+                    draft_id,
+                    draft.creator_id,
+                    draft.fan_id,
+                    draft.conversation_id,
+                    draft.fan_message,
+                    draft.draft_text,
+                    Jsonb([e.to_document() for e in draft.evidence]),
+                    Jsonb([d.to_document() for d in draft.decisions]),
+                    draft.controls_version,
+                ),
+            )
+        return draft_id
+
+    async def get_draft(self, creator_id: str, draft_id: str) -> Draft:
+        """One draft of the creator.
+
+        Raises:
+            DraftNotFound: No such draft for this creator.
+        """
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT {_DRAFT_COLUMNS} FROM policy_drafts WHERE creator_id = %s AND id = %s",
+                (creator_id, draft_id),
+            )
+            row = await cur.fetchone()
+        if row is None:
+            raise DraftNotFound(f"no draft {draft_id!r} for creator {creator_id!r}")
+        return _draft(row)
+
+    async def list_drafts(
+        self,
+        creator_id: str,
+        *,
+        status: DraftStatus | None = None,
+        fan_id: str = "",
+        conversation_id: str = "",
+        edited_only: bool = False,
+        limit: int = 50,
+    ) -> list[Draft]:
+        """The creator's drafts, oldest first (the order a queue is worked through).
+
+        Args:
+            creator_id: Whose drafts.
+            status: Only drafts in this state; ``None`` for all.
+            fan_id: Only this fan's ("" = all).
+            conversation_id: Only this conversation's ("" = all).
+            edited_only: Only approved drafts the creator edited (the teaching examples).
+            limit: At most this many (capped at ``MAX_LIST``).
+        """
+        clauses, params = ["creator_id = %s"], [creator_id]
+        if status is not None:
+            clauses.append("status = %s")
+            params.append(status.value)
+        if fan_id:
+            clauses.append("fan_id = %s")
+            params.append(fan_id)
+        if conversation_id:
+            clauses.append("conversation_id = %s")
+            params.append(conversation_id)
+        if edited_only:
+            clauses.append("edited")
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT {_DRAFT_COLUMNS} FROM policy_drafts WHERE {' AND '.join(clauses)} "
+                "ORDER BY created_at, id LIMIT %s",
+                (*params, min(max(limit, 1), MAX_LIST)),
+            )
+            rows = await cur.fetchall()
+        return [_draft(r) for r in rows]
+
+    async def decide_draft(
+        self, creator_id: str, draft_id: str, *, approve: bool, text: str | None = None, note: str = ""
+    ) -> Draft:
+        """Approve (optionally with edited text) or reject a pending draft.
+
+        Args:
+            creator_id: Whose draft.
+            draft_id: Which draft.
+            approve: Approve (True) or reject (False).
+            text: The text to send instead of the draft (approve only); ``None`` keeps the draft.
+            note: The creator's note.
+
+        Raises:
+            DraftNotFound: No such draft for this creator.
+            DraftAlreadyDecided: It was approved or rejected before.
+        """
+        async with self._pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                "SELECT status, draft_text FROM policy_drafts WHERE creator_id = %s AND id = %s FOR UPDATE",
+                (creator_id, draft_id),
+            )
+            row = await cur.fetchone()
+            if row is None:
+                raise DraftNotFound(f"no draft {draft_id!r} for creator {creator_id!r}")
+            if row[0] != DraftStatus.PENDING.value:
+                raise DraftAlreadyDecided(f"draft {draft_id!r} is already {row[0]}")
+            final = (text if text is not None else row[1]) if approve else None
+            await conn.execute(
+                "UPDATE policy_drafts SET status = %s, final_text = %s, edited = %s, note = %s, "
+                "decided_at = now() WHERE id = %s",
+                (
+                    (DraftStatus.APPROVED if approve else DraftStatus.REJECTED).value,
+                    final,
+                    approve and final != row[1],
+                    note,
+                    draft_id,
+                ),
+            )
+        return await self.get_draft(creator_id, draft_id)
+
+    async def mark_delivered(self, creator_id: str, draft_ids: Sequence[str]) -> list[str]:
+        """Mark approved drafts as handed to the fan app.
+
+        Returns:
+            The ids that were approved and not delivered before (each id is returned once ever, so
+            the gateway stores each approved reply in the conversation exactly once).
+        """
+        if not draft_ids:
+            return []
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "UPDATE policy_drafts SET delivered_at = now() WHERE creator_id = %s AND id = ANY(%s) "
+                "AND status = 'approved' AND delivered_at IS NULL RETURNING id",
+                (creator_id, list(draft_ids)),
+            )
+            rows = await cur.fetchall()
+        return sorted(str(r[0]) for r in rows)
+
+    # -- audit ------------------------------------------------------------------------------
+
+    async def record_turn(self, record: TurnRecord, *, at: datetime | None = None) -> int:
+        """Append a turn to the audit log; returns its id.
+
+        Args:
+            record: The turn.
+            at: Its time (``None`` = now); tests and imports backdate records with it.
+        """
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "INSERT INTO policy_audit (creator_id, fan_id, conversation_id, fan_message, retrieved, "
+                "draft_text, decisions, final_text, outcome, controls_version, draft_id, created_at) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, coalesce(%s, now())) RETURNING id",
+                (
+                    record.creator_id,
+                    record.fan_id,
+                    record.conversation_id,
+                    record.fan_message,
+                    Jsonb([e.to_document() for e in record.retrieved]),
+                    record.draft_text,
+                    Jsonb([d.to_document() for d in record.decisions]),
+                    record.final_text,
+                    record.outcome.value,
+                    record.controls_version,
+                    record.draft_id or None,
+                    at,
+                ),
+            )
+            row = await cur.fetchone()
+        assert row is not None  # INSERT ... RETURNING always yields the row
+        return int(row[0])
+
+    async def list_audit(
+        self,
+        creator_id: str,
+        *,
+        fan_id: str = "",
+        conversation_id: str = "",
+        before_id: int = 0,
+        limit: int = 50,
+    ) -> list[TurnRecord]:
+        """The creator's audit records, newest first.
+
+        Args:
+            creator_id: Whose records.
+            fan_id: Only this fan's ("" = all).
+            conversation_id: Only this conversation's ("" = all).
+            before_id: Only records older than this id (paging; 0 = from the newest).
+            limit: At most this many (capped at ``MAX_LIST``).
+        """
+        clauses, params = ["creator_id = %s"], [creator_id]
+        if fan_id:
+            clauses.append("fan_id = %s")
+            params.append(fan_id)
+        if conversation_id:
+            clauses.append("conversation_id = %s")
+            params.append(conversation_id)
+        if before_id > 0:
+            clauses.append("id < %s")
+            params.append(str(before_id))
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT id, creator_id, fan_id, conversation_id, fan_message, retrieved, draft_text, "
+                "decisions, final_text, outcome, controls_version, coalesce(draft_id, ''), created_at "
+                "FROM policy_audit "
+                f"WHERE {' AND '.join(clauses)} ORDER BY id DESC LIMIT %s",
+                (*params, min(max(limit, 1), MAX_LIST)),
+            )
+            rows = await cur.fetchall()
+        return [_turn_record(r) for r in rows]
+
+    async def delete_audit(
+        self,
+        creator_id: str,
+        *,
+        fan_id: str = "",
+        record_ids: Sequence[int] = (),
+        before: datetime | None = None,
+    ) -> int:
+        """Delete audit records of a creator; returns how many.
+
+        With no filter every record of the creator goes; filters narrow it (all must hold).
+        """
+        clauses: list[str] = ["creator_id = %s"]
+        params: list[Any] = [creator_id]
+        if fan_id:
+            clauses.append("fan_id = %s")
+            params.append(fan_id)
+        if record_ids:
+            clauses.append("id = ANY(%s)")
+            params.append(list(record_ids))
+        if before is not None:
+            clauses.append("created_at < %s")
+            params.append(before)
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(f"DELETE FROM policy_audit WHERE {' AND '.join(clauses)}", params)
+            return cur.rowcount
+
+    async def purge_expired(self, creator_id: str, retention_days: int) -> int:
+        """Delete the creator's audit records older than ``retention_days``; returns how many."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "DELETE FROM policy_audit WHERE creator_id = %s "
+                "AND created_at < now() - make_interval(days => %s)",
+                (creator_id, retention_days),
+            )
+            return cur.rowcount
+
+    async def purge_all_expired(self) -> int:
+        """Apply every creator's retention setting (their latest controls; defaults when none)."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute("SELECT DISTINCT creator_id FROM policy_audit")
+            creators = [str(r[0]) for r in await cur.fetchall()]
+        total = 0
+        for creator_id in creators:
+            controls = await self.get_controls(creator_id)
+            total += await self.purge_expired(creator_id, controls.audit_retention_days)
+        return total
+
+
+_DRAFT_COLUMNS = (
+    "id, creator_id, fan_id, conversation_id, fan_message, draft_text, evidence, decisions, "
+    "controls_version, status, final_text, edited, note, created_at, decided_at, delivered_at"
+)
+
+
+def _draft(row: Sequence[Any]) -> Draft:
+    new = NewDraft(
+        creator_id=row[1],
+        fan_id=row[2],
+        conversation_id=row[3],
+        fan_message=row[4],
+        draft_text=row[5],
+        evidence=tuple(EvidenceRef.from_document(e) for e in row[6]),
+        decisions=tuple(RecordedDecision.from_document(d) for d in row[7]),
+        controls_version=int(row[8]),
+    )
+    return Draft(
+        draft_id=row[0],
+        new=new,
+        status=DraftStatus(row[9]),
+        final_text=row[10],
+        edited=bool(row[11]),
+        note=row[12],
+        created_at=row[13],
+        decided_at=row[14],
+        delivered_at=row[15],
+    )
+
+
+def _turn_record(row: Sequence[Any]) -> TurnRecord:
+    return TurnRecord(
+        record_id=int(row[0]),
+        creator_id=row[1],
+        fan_id=row[2],
+        conversation_id=row[3],
+        fan_message=row[4],
+        retrieved=tuple(EvidenceRef.from_document(e) for e in row[5]),
+        draft_text=row[6],
+        decisions=tuple(RecordedDecision.from_document(d) for d in row[7]),
+        final_text=row[8],
+        outcome=TurnOutcome(row[9]),
+        controls_version=int(row[10]),
+        draft_id=row[11],
+        created_at=row[12],
+    )
 
 
 async def open_store(url: str, *, min_size: int = 1, max_size: int = 10) -> PolicyStore:

@@ -1,0 +1,99 @@
+"""Shared pieces of the inference benchmarks: the SmolLM-135M-shaped random model, timing, roofline.
+
+The bench model has SmolLM-135M's shapes (hidden 576, 30 layers, 9 heads / 3 KV heads, SwiGLU 1536,
+vocab 49152, tied embeddings) and random weights, built here in both graph variants: the
+GroupQueryAttention serving graph the engine runs and the standard graph of the plain decode loop
+(baseline). It borrows the tiny model's tokenizer files; prompts are token ids, and the model has no
+EOS id so every request generates exactly its ``max_tokens``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from services.inference.core.gqa_graph import ATTENTION_KIND
+from services.inference.core.llama_config import LlamaConfig
+from services.inference.core.model_build import build_tiny, random_weights
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SMOLLM = LlamaConfig(
+    vocab_size=49152,
+    hidden_size=576,
+    intermediate_size=1536,
+    num_hidden_layers=30,
+    num_attention_heads=9,
+    num_key_value_heads=3,
+    head_dim=64,
+    rms_norm_eps=1e-5,
+    rope_theta=10000.0,
+    max_position_embeddings=2048,
+    tie_word_embeddings=True,
+    bos_token_id=None,
+    eos_token_ids=(),
+)
+THREADS = 2
+
+
+def param_count(config: LlamaConfig = SMOLLM) -> int:
+    """Weights used per token (the tied embedding counted once, as the LM head)."""
+    from services.inference.core.llama_config import weight_shapes
+
+    return sum(int(np.prod(s)) for s in weight_shapes(config).values())
+
+
+def bench_model(attention: str) -> Path:
+    """Build (once, cached under bench/results) the bench model with ``attention``."""
+    out = RESULTS / f"smollm-shapes-{attention}"
+    if (out / "config.json").exists():
+        return out
+    from services.inference.core.gqa_graph import build_gqa_graph
+    from services.inference.core.llama_graph import build_llama_graph, save_model
+    from services.inference.core.model_build import _write_config
+
+    print(f"building the bench model ({attention}) in {out} ...", flush=True)
+    tmp = out.with_suffix(".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tok_dir = build_tiny(RESULTS / "tiny-tokenizer")
+    weights = random_weights(SMOLLM, seed=0)
+    graph = (
+        build_gqa_graph(SMOLLM, weights)
+        if attention == ATTENTION_KIND
+        else build_llama_graph(SMOLLM, weights)
+    )
+    save_model(graph, tmp, external_data=True)
+    _write_config(tmp, SMOLLM, random=True, dtype="fp32", attention=attention, extra={"seed": 0})  # type: ignore[arg-type]
+    shutil.copyfile(tok_dir / "tokenizer.json", tmp / "tokenizer.json")
+    (tmp / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "PreTrainedTokenizerFast"}))
+    tmp.rename(out)
+    return out
+
+
+def prompts(n: int, length: int, seed: int = 0) -> list[list[int]]:
+    """``n`` random prompts of ``length`` ids (distinct, so nothing is shared by accident)."""
+    rng = np.random.default_rng(seed)
+    return [[int(t) for t in rng.integers(100, SMOLLM.vocab_size, size=length)] for _ in range(n)]
+
+
+def matmul_peak_gflops(n: int = 1536, repeats: int = 8) -> float:
+    """Best fp32 GFLOP/s of a numpy ``n x n`` matmul (the machine's practical compute ceiling)."""
+    a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
+    b = np.random.default_rng(1).standard_normal((n, n)).astype(np.float32)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e9
+
+
+def machine_note() -> str:
+    """Cores and load average, printed with every result (the machine is shared)."""
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return f"{os.cpu_count()} cores, load average {load}"

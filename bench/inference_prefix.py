@@ -1,0 +1,108 @@
+"""Prefix-cache reuse: time to first token, cached vs recomputed, on the SmolLM-shaped bench model.
+
+    .venv/bin/python -m bench.inference_prefix [--fans 16] [--persona 1024] [--turns 6]
+
+Part 1 (persona): a 1,024-token creator persona shared by 16 fans (each adds a 32-token message).
+One warm-up request caches the persona; then each fan's request runs alone and its time to first
+token is measured. Baseline in the same run: the same 16 requests on an engine with the cache off.
+
+Part 2 (conversation): one fan's 6-turn conversation (256-token persona, 24-token messages, 32-token
+replies); turn k's prompt is the persona, every earlier message and reply (the generated token ids),
+then message k. Per-turn time to first token with reuse vs with the cache off.
+"""
+
+from __future__ import annotations
+
+import argparse
+import threading
+import time
+
+from bench.inference_common import THREADS, bench_model, machine_note, prompts
+from services.inference.core.engine import EngineConfig, GenerationEngine
+from services.inference.core.generator import DecoderModel, GenerationEvent
+from services.inference.core.gqa_graph import ATTENTION_KIND
+from services.inference.core.sampling import SamplingParams
+
+
+def ttft(engine: GenerationEngine, prompt: list[int], new: int) -> tuple[float, list[int], int]:
+    """(time to first token, generated ids, cached prompt tokens) of one request run alone."""
+    first = threading.Event()
+    tokens: list[int] = []
+    cached = [0]
+    stamp = [0.0]
+
+    def on_event(e: GenerationEvent) -> None:
+        if not tokens:
+            stamp[0] = time.perf_counter()
+            first.set()
+        if e.token_id is not None:
+            tokens.append(e.token_id)
+        cached[0] = e.cached_tokens
+
+    start = time.perf_counter()
+    handle = engine.generate_blocking(prompt, SamplingParams(max_tokens=new, temperature=0.0), on_event)
+    handle.done.wait()
+    return stamp[0] - start, tokens, cached[0]
+
+
+def engine_for(model: DecoderModel, cache: bool) -> GenerationEngine:
+    engine = GenerationEngine(
+        model,
+        EngineConfig(
+            max_batch=4, max_seq_len=2048, prefill_chunk=2048, kv_cache_bytes=(1 << 30) if cache else 0
+        ),
+    )
+    engine.start()
+    return engine
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--fans", type=int, default=16)
+    parser.add_argument("--persona", type=int, default=1024)
+    parser.add_argument("--turns", type=int, default=6)
+    args = parser.parse_args()
+    model = DecoderModel(bench_model(ATTENTION_KIND), intra_op_num_threads=THREADS)
+    print(f"machine: {machine_note()}")
+
+    [persona] = prompts(1, args.persona, seed=1)
+    fans = [persona + m for m in prompts(args.fans, 32, seed=2)]
+    cold_engine, warm_engine = engine_for(model, cache=False), engine_for(model, cache=True)
+    ttft(warm_engine, [*persona, 7], 1)  # warm-up: caches the persona
+    cold = [ttft(cold_engine, f, 4) for f in fans]
+    warm = [ttft(warm_engine, f, 4) for f in fans]
+    assert [c[1] for c in cold] == [w[1] for w in warm], "cached and recomputed runs disagree"
+    mean_cold = sum(c[0] for c in cold) / len(cold)
+    mean_warm = sum(w[0] for w in warm) / len(warm)
+    print(
+        f"persona {args.persona} tokens, {args.fans} fans: TTFT cold {mean_cold * 1000:.0f} ms, "
+        f"cached {mean_warm * 1000:.0f} ms -> cached/cold = {mean_warm / mean_cold:.3f} "
+        f"(cached prompt tokens per fan: {warm[0][2]} of {len(fans[0])})"
+    )
+
+    [short_persona] = prompts(1, 256, seed=3)
+    messages = prompts(args.turns, 24, seed=4)
+    for label, engine in (("recompute", cold_engine), ("reuse", warm_engine)):
+        history = list(short_persona)
+        row = []
+        for k in range(args.turns):
+            prompt = history + messages[k]
+            t, reply, cached = ttft(engine, prompt, 32)
+            row.append((len(prompt), cached, t))
+            history = prompt + reply
+        cells = "  ".join(f"t{k + 1}:{t * 1000:5.0f}ms({c}/{n})" for k, (n, c, t) in enumerate(row))
+        print(f"6-turn conversation, {label:9s} TTFT [cached/prompt tokens]: {cells}")
+        if label == "recompute":
+            base = row
+        else:
+            ratios = "  ".join(
+                f"t{k + 1}:{r[2] / b[2]:.2f}x" for k, (r, b) in enumerate(zip(row, base, strict=True))
+            )
+            print(f"reuse / recompute per turn: {ratios}")
+    cold_engine.stop()
+    warm_engine.stop()
+    print(f"machine after: {machine_note()}")
+
+
+if __name__ == "__main__":
+    main()

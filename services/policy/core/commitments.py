@@ -1,0 +1,130 @@
+"""Forbidden commitments: promises the avatar must never make on the creator's behalf.
+
+Each kind is a small set of regexes over normalised (NFKC, case-folded) reply text. They look for
+the *promise* or the *hand-over*, not for the subject: "my sourdough costs $8 at the market" is a
+fact about the creator's shop, "I'll send you $8" is a commitment. Patterns were tuned against
+``eval/policy_set.jsonl``; a miss there is a bug to fix here.
+"""
+
+# Regex tables: one alternative per line reads better than a pattern split mid-word.
+# ruff: noqa: E501
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from services.policy.core.controls import Commitment
+
+# Modal phrases that turn a verb into a promise or an offer ("I'll", "we can", "let me").
+_PROMISE = (
+    r"(?:\b(?:i|we)\s*(?:'ll|will|can|could|would|'d|shall|am going to|'m going to|are going to|"
+    r"'re going to|'m gonna|am gonna|'d be happy to|'d love to|would love to|'m happy to|am happy to|"
+    r"promise to|want to|wanna|should|must|gotta)|\blet me|\blet's|\bhappy to)"
+)
+_GAP = r"(?:\s+\w+){0,3}?\s+"
+
+_PATTERNS: dict[Commitment, tuple[str, ...]] = {
+    Commitment.GIVEAWAYS: (
+        r"\bgive\s*-?\s*aways?\b",  # negated mentions ("I never do giveaways") are dropped below
+        _PROMISE
+        + _GAP
+        + r"(?:send|give|ship|mail|gift|post|deliver|drop off|hand|reserve|save)\s+(?:you|it|one|them|your)\b",
+        _PROMISE + _GAP + r"(?:send|give|ship|mail|gift|post)\s+(?:\w+\s+){0,2}(?:to you|your way)\b",
+        r"\b(?:free|signed|complimentary)\s+(?:\w+\s+){0,2}(?:for|to)\s+you\b",
+        r"\byou(?:'ll| will)?\s+(?:get|receive|win)\s+(?:a |an |one |some |my )?(?:free|signed|complimentary|prize)\b",
+        r"\byou(?:'ve| have)?\s+(?:just\s+)?won\b",
+        r"\b(?:on the house|at no cost|free of charge|it's on me|on me\b)",
+        r"\bfor free\b",
+    ),
+    Commitment.MONEY: (
+        _PROMISE
+        + _GAP
+        + r"(?:pay|refund|reimburse|venmo|paypal|wire|transfer|lend|loan|tip|compensate|cover|sponsor|fund|donate)\b",
+        r"\b(?:send|wire|transfer|venmo|paypal|zelle|give|pay)\s+(?:you|me)\s+(?:back\s+)?(?:[$€£]\s?\d|\d+\s*(?:dollars|euros|bucks|pounds|usd|eur))",
+        r"\b(?:my|our)\s+(?:paypal|venmo|cash\s?app|bank\s+(?:account|details)|iban|zelle|crypto\s+wallet|wallet\s+address|card\s+details)\b",
+        _PROMISE
+        + _GAP
+        + r"(?:give|offer|get)\s+you\s+(?:a |an )?(?:\d+\s?%|discount|refund|deal|coupon|promo)",
+        r"\b(?:send|wire|transfer)\s+(?:me|us)\s+(?:the\s+)?(?:money|payment|cash|funds|deposit)\b",
+    ),
+    Commitment.MEETINGS: (
+        _PROMISE
+        + _GAP
+        + r"(?:meet|hang out|grab (?:a )?(?:coffee|drink|lunch|dinner|bite)|get (?:coffee|lunch|dinner|together|a drink)|see you in person|visit you|come (?:over|to your|by your|and see you)|video\s?call|facetime|call you|hop on a call|pick you up)\b",
+        r"\bmeet\s+(?:up|you|me|in person)\b",
+        r"\b(?:come|stop|swing)\s+by\s+(?:my|our)\s+(?:house|place|home|apartment|flat)\b",
+        r"\bsee you (?:there|at|on|tomorrow|tonight|saturday|sunday|friday)\b",
+    ),
+    Commitment.CONTACT: (
+        r"[\w.+-]+@[\w-]+\.[a-z]{2,}",
+        r"\bmy\s+(?:personal\s+|private\s+|real\s+|home\s+|direct\s+|cell\s+|mobile\s+)?(?:phone|cell|mobile|number|e-?mail|address|whatsapp|telegram|signal|snapchat|snap|discord|private account)\b(?!\s+one\b)",
+        r"\b(?:text|call|dm|message|email|e-mail|reach|add|ping)\s+me\s+(?:at|on|via|privately|directly)\b",
+        r"\bdm me\b",
+        r"\b(?:i|we)\s+live\s+(?:at|on)\s+\d",
+    ),
+    Commitment.ADVICE: (
+        r"\byou should\s+(?:\w+\s+){0,2}(?:take|stop taking|start taking|increase|reduce|double|skip)\s+(?:\w+\s+){0,3}(?:mg|dose|dosage|meds|medications?|medicine|pills?|antibiotics?|insulin|ibuprofen|supplements?|antidepressants?|tylenol|aspirin)\b",
+        r"\b(?:take|try)\s+\d+\s*(?:mg|milligrams|ml|pills?|tablets?|capsules?)\b",
+        r"\b(?:stop|quit)\s+taking\s+(?:your\s+)?(?:meds|medications?|medicine|pills|antidepressants?|insulin)\b",
+        r"\byou\s+(?:probably|likely|definitely|clearly|must)?\s*have\s+(?:a |an )?(?:infection|diabetes|celiac|depression|adhd|cancer|an allergy|intolerance|disorder|concussion|anxiety disorder)\b",
+        r"\b(?:no need to|don't|do not)\s+(?:need to\s+|have to\s+|bother to\s+)?(?:see|go to|call|visit)\s+(?:a|the|your)\s+(?:doctor|dentist|therapist|gp|physician|lawyer|attorney)\b",
+        r"\byou should\s+(?:\w+\s+){0,1}(?:sue|file (?:a )?(?:lawsuit|claim|complaint)|take (?:them|him|her|it) to court|break (?:the|your) (?:lease|contract)|ignore (?:the|that) (?:summons|letter|notice|subpoena)|sign (?:the|that) (?:contract|nda|agreement))\b",
+        r"\b(?:legally|by law|under the law),?\s+you\s+(?:can|can't|cannot|should|must|are allowed|don't have to|do not have to)\b",
+        r"\byou\s+(?:have|'ve got|got)\s+a\s+(?:strong |good |solid )?(?:legal )?(?:case|claim)\b",
+        r"\byou should\s+(?:\w+\s+){0,1}(?:invest|buy|sell|short|put (?:your|all your|\w+) (?:money|savings)|go all in|refinance|cash out)\b",
+        r"\b(?:invest|put)\s+(?:all\s+)?(?:your|the)\s+(?:money|savings|paycheck|retirement|401k|pension)\b",
+        r"\b(?:buy|sell)\s+(?:some\s+|more\s+)?(?:bitcoin|crypto|stocks?|shares|ethereum|btc|eth|options|index funds)\b",
+        r"\bguaranteed\s+(?:returns?|profits?|gains?)\b",
+        r"\b(?:great|good|safe|smart)\s+investment\b",
+    ),
+}
+
+_COMPILED: dict[Commitment, re.Pattern[str]] = {
+    kind: re.compile("|".join(f"(?:{p})" for p in patterns)) for kind, patterns in _PATTERNS.items()
+}
+# A negation earlier in the same clause turns a match into a refusal: "I have never run a giveaway",
+# "I won't send money". Clause boundaries stop it, so "Don't worry, I'll send you one" still counts.
+_NEGATION = re.compile(
+    r"\b(?:never|not|no|don't|do not|won't|will not|can't|cannot|didn't|doesn't|isn't|wouldn't)\b"
+)
+_CLAUSE_END = re.compile(r"[,;:.!?()\n]|\bbut\b")
+_DIGITS = re.compile(r"\+?\d[\d\s().\-]{7,}\d")
+
+
+def find_commitments(text: str, kinds: Iterable[Commitment]) -> list[tuple[Commitment, str]]:
+    """The forbidden kinds ``text`` commits to, each with the words that gave it away.
+
+    Args:
+        text: A reply sentence, already normalised (NFKC, case-folded, invisibles removed).
+        kinds: The kinds the creator forbids.
+
+    Returns:
+        ``(kind, matched text)`` pairs in the order of ``kinds``.
+    """
+    found = []
+    for kind in kinds:
+        match = next((m for m in _COMPILED[kind].finditer(text) if not _negated(text, m)), None)
+        if match is None and kind is Commitment.CONTACT:
+            match = _phone(text)
+        if match is not None:
+            found.append((kind, match.group(0)))
+    return found
+
+
+def _negated(text: str, match: re.Match[str]) -> bool:
+    # Only the words *before* the match count: a pattern may itself contain a negation ("you don't
+    # need to see a doctor" is advice, not a refusal).
+    before = text[: match.start()]
+    ends = list(_CLAUSE_END.finditer(before))
+    clause = before[ends[-1].end() :] if ends else before
+    return _NEGATION.search(clause) is not None
+
+
+def _phone(text: str) -> re.Match[str] | None:
+    # Nine or more digits in one run of digits, spaces and separators reads as a phone number;
+    # shorter runs are quantities, years and temperatures.
+    for match in _DIGITS.finditer(text):
+        if sum(ch.isdigit() for ch in match.group(0)) >= 9:
+            return match
+    return None

@@ -1,0 +1,190 @@
+"""Grounding: a first-person factual claim about the creator must rest on what the creator said.
+
+A reply sentence is a *claim* when it states a fact about the creator's life in the first person:
+"I live in Tucson", "I've been baking for ten years", "my husband is a chef", "we have two dogs".
+Opinions, feelings, offers and questions ("I love rye", "I'd say...", "Do you...?") are not claims.
+
+A claim is *supported* when most of its content words (and every number in it) occur in the
+evidence retrieved for the turn or in the creator's stated facts. The comparison is lexical on
+purpose: it runs on every sentence of every reply inside a 10 ms budget, and words are what a
+hallucinated detail changes ("two kids" vs "three kids"; "Tucson" vs "Phoenix").
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+SUPPORT_THRESHOLD = 0.6
+"""Share of a claim's content words that must appear in the evidence."""
+
+_CLAIM = re.compile(
+    r"""
+    \b(?:i|we)\s*(?:'ve|have|had|'d\s+been|own|owned)\s+(?!to\b|no\s+idea|never\s+(?:shared|said|talked)|not\s+(?:shared|said)|
+        (?:a\s+)?(?:question|feeling|thought|hunch|favou?rite|soft\s+spot|love)\b|been\s+(?:wondering|thinking|meaning)|fun\b)
+  | \b(?:i|we)\s*(?:'m|am|was|were|'re|are)\s+(?:(?:also|still|now|currently|originally|actually|really)\s+)?
+        (?:on|in|at|featured|interviewed|named|nominated|awarded|invited|a|an|the|married|single|divorced|engaged|pregnant|born|from|based|raised|\d+|living|working|
+           studying|moving|trained|certified|allergic|vegan|vegetarian|gluten|celiac|diabetic|retired|
+           graduated|employed|located|head|owner|founder|member|parent|mom|mum|dad|father|mother)\b
+  | \b(?:i|we)\s+(?:(?:also|still|actually|originally|usually|always|once|recently|just)\s+)?
+        (?:live|lived|grew\s+up|moved|work|worked|studied|graduated|went\s+to|attended|own|owned|bought|
+           sold|opened|founded|started|run|ran|drive|drove|teach|taught|use|used|bake|baked|cook|cooked|
+           won|married|met|visited|travel(?:l)?ed|wrote|published|trained|competed|got|keep|kept|feed|
+           fed|learned|learnt|adopted|rent|rented|came\s+from|was\s+born|spent|quit|left|joined|
+           became|built|earn|earned|make|made|grow|grew|raise|raised|speak|spoke|play|played|go|
+           drink|drank|eat|ate|take|took|spend|watch|watched|read|listen|listened|sing|sang|paint|
+           painted|collect|volunteer|volunteered|attend|belong|belonged|celebrate|celebrated)\b
+  | \bmy\s+(?:\w+\s+){0,2}?(?:is|are|was|were|has|have|had|lives?|works?|goes|went|called|named|turned|
+        turns|loves?|comes?|came|got)\b
+  | \bmy\s+(?:husband|wife|partner|boyfriend|girlfriend|fianc[eé]e?|kids?|children|child|sons?|daughters?|
+        mom|mum|mother|dad|father|parents|brother|sister|siblings?|grandkids|grandchildren|grandson|
+        granddaughter|grandma|grandpa|grandmother|grandfather|niece|nephew|cousin|aunt|uncle|in-laws|ex|
+        family|dog|cat|pets?|house|home|apartment|car|hometown|school|degree|job|salary|age|birthday)\b
+  | \bi\s*'?m\s+\d+\b
+    """,
+    re.VERBOSE,
+)
+# Sentences that decline to state anything are never claims, whatever words they use.
+_NON_CLAIM = re.compile(
+    r"haven't shared|have not shared|never shared|not something i(?:'ve| have)? shared|"
+    r"i don't talk about|i'd rather not|rather not say|i can't say|i'm not sure"
+)
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
+_NUMBER_WORDS = {
+    "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7",
+    "eight": "8", "nine": "9", "ten": "10", "eleven": "11", "twelve": "12", "twenty": "20",
+}  # fmt: skip
+# Words that carry no fact: pronouns, auxiliaries, fillers, and the claim verbs themselves (the
+# verb says *that* something is claimed; the content words say *what*).
+_STOP = frozenset(
+    """
+    a an the and or but so if of in on at to for from with by as into about over after before since
+    than then that this these those there here it its it's i i'm i've i'd i'll me my mine myself we
+    we're we've our ours us you your yours he she they them his her their is am are was were be been
+    being have has had having do does did doing will would can could should may might must shall
+    not no yes very really just also still now currently actually originally usually always once
+    recently too quite pretty much many more most some any all every each both few lot lots bit
+    little kind sort thing things way ways time times day days year years ago get got getting go
+    goes went going gone make made making own owned live lived lives living work worked works
+    use used using keep kept like love loved one ones who what when where why how which
+    well yeah oh ok okay sure totally honestly basically definitely
+    """.split()  # noqa: SIM905 -- a word list reads better as text
+)
+
+
+@dataclass(frozen=True)
+class Grounding:
+    """The grounding verdict on one sentence.
+
+    Attributes:
+        is_claim: The sentence states a first-person fact about the creator.
+        supported: The claim's content is found in the evidence (always True for non-claims).
+        coverage: Share of the claim's content words found (1.0 when it has none).
+        missing: Content words and numbers not found, for the audit detail.
+    """
+
+    is_claim: bool
+    supported: bool
+    coverage: float
+    missing: tuple[str, ...] = ()
+
+
+NOT_A_CLAIM = Grounding(is_claim=False, supported=True, coverage=1.0)
+
+
+def is_claim(text: str, subjects: frozenset[str] = frozenset()) -> bool:
+    """Whether a normalised sentence states a fact about the creator or their household.
+
+    Args:
+        text: The sentence, normalised (NFKC, case-folded).
+        subjects: Names of the people and pets in the creator's life (see :func:`subjects_of`);
+            a statement about one of them ("Leo works downtown") is a claim about the creator too.
+    """
+    stripped = text.strip()
+    if not stripped or stripped.endswith("?") or _NON_CLAIM.search(stripped):
+        return False
+    if _CLAIM.search(stripped) is not None:
+        return True
+    return bool(subjects) and any(w in subjects for w in _WORD.findall(stripped))
+
+
+_NAME = re.compile(
+    r"\b(?:partner|husband|wife|boyfriend|girlfriend|fianc[eé]e?|son|daughter|kid|child|baby|mom|mum|dad|"
+    r"mother|father|brother|sister|friend|roommate|cat|dog|puppy|kitten|pet|horse|bird|starter)\s+"
+    r"(?:(?:is\s+)?(?:named|called)\s+)?([A-Z][a-z]{2,})\b"
+)
+
+
+def subjects_of(facts: Iterable[str]) -> frozenset[str]:
+    """The people and pets the creator names in their stated facts, case-folded.
+
+    "I live with my partner Leo and our cat Crumb." gives ``{"leo", "crumb"}``: a name right after
+    the relation that introduces it. Place names are not subjects (talking about Tucson's weather is
+    not a claim about the creator).
+    """
+    names: set[str] = set()
+    for fact in facts:
+        names.update(m.group(1).casefold() for m in _NAME.finditer(fact))
+    return frozenset(names - _STOP)
+
+
+def content_words(text: str) -> set[str]:
+    """The normalised content words of ``text`` (lightly stemmed, stop words removed)."""
+    out = set()
+    for word in _WORD.findall(text):
+        word = _NUMBER_WORDS.get(word, word)
+        if word in _STOP or (len(word) < 3 and not word.isdigit()):
+            continue
+        out.add(_stem(word))
+    return out
+
+
+def support_vocabulary(texts: Iterable[str]) -> frozenset[str]:
+    """The content words of the evidence and stated facts, ready for :func:`check_grounding`."""
+    vocab: set[str] = set()
+    for text in texts:
+        vocab |= content_words(text.casefold())
+    return frozenset(vocab)
+
+
+def check_grounding(
+    text: str, vocabulary: frozenset[str], subjects: frozenset[str] = frozenset()
+) -> Grounding:
+    """Judge one normalised sentence against the support vocabulary.
+
+    Args:
+        text: The sentence, normalised (NFKC, case-folded).
+        vocabulary: :func:`support_vocabulary` of the turn's evidence and the stated facts.
+        subjects: Names in the creator's life (see :func:`is_claim`).
+
+    Returns:
+        The verdict. A claim with any number missing from the evidence is unsupported whatever its
+        coverage: numbers are the details a model invents most readily and a fan checks first.
+    """
+    if not is_claim(text, subjects):
+        return NOT_A_CLAIM
+    words = content_words(text)
+    if not words:
+        return Grounding(is_claim=True, supported=True, coverage=1.0)
+    missing = tuple(sorted(w for w in words if w not in vocabulary))
+    coverage = 1.0 - len(missing) / len(words)
+    numbers_missing = any(w.isdigit() for w in missing)
+    supported = coverage >= SUPPORT_THRESHOLD and not numbers_missing
+    return Grounding(is_claim=True, supported=supported, coverage=coverage, missing=missing)
+
+
+def _stem(word: str) -> str:
+    # Just enough folding that "loaves"/"loaf", "baking"/"bake", "kids"/"kid" meet; anything
+    # smarter would merge words whose difference is the fact being checked.
+    if word.endswith("'s"):
+        word = word[:-2]
+    if word.isdigit() or len(word) <= 3:
+        return word
+    for suffix, repl in (("ies", "y"), ("ves", "f"), ("ing", ""), ("ed", ""), ("es", ""), ("s", "")):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            if suffix == "s" and word.endswith(("ss", "us", "is")):
+                break
+            return word[: -len(suffix)] + repl
+    return word

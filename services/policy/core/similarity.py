@@ -1,0 +1,105 @@
+"""Blocked topics by meaning: a fan message close to one of a topic's examples is on that topic.
+
+Keywords catch the words a creator thought of; the examples catch the paraphrases they did not
+("Are you a mum?" for a topic whose keywords are "kids" and "children"). Example vectors are
+computed once per controls version and cached; a check costs one embedding of the message and one
+small matrix product.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from services.policy.core.controls import Controls
+
+SIMILARITY_THRESHOLD = 0.55
+"""Cosine similarity (MiniLM, unit vectors) at or above which a message is on a topic.
+
+Chosen on ``eval/policy_set.jsonl``: close paraphrases of an example score 0.6-0.9, while the
+ordinary questions to the same creator peak at 0.47 against the blocked-topic examples.
+"""
+
+EmbedFn = Callable[[Sequence[str]], Awaitable[Sequence[Sequence[float]]]]
+"""Embeds texts into unit vectors (the inference service's ``Embed``)."""
+
+FloatMatrix = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True)
+class TopicVectors:
+    """The embedded examples of one controls version.
+
+    Attributes:
+        topics: Topic name of each row of ``matrix``.
+        matrix: One unit vector per example, ``[n_examples, dim]``.
+    """
+
+    topics: tuple[str, ...]
+    matrix: FloatMatrix
+
+    def scores(self, message: Sequence[float]) -> dict[str, float]:
+        """Highest similarity of ``message`` to each topic's examples."""
+        if not self.topics:
+            return {}
+        vec = np.asarray(message, dtype=np.float32)
+        sims = self.matrix @ vec
+        best: dict[str, float] = {}
+        for topic, sim in zip(self.topics, sims.tolist(), strict=True):
+            if sim > best.get(topic, -2.0):
+                best[topic] = float(sim)
+        return best
+
+
+def topics_over(scores: dict[str, float], threshold: float = SIMILARITY_THRESHOLD) -> dict[str, float]:
+    """The topics whose best example similarity reaches ``threshold``."""
+    return {topic: score for topic, score in scores.items() if score >= threshold}
+
+
+class TopicIndex:
+    """Caches example vectors per (creator, controls version).
+
+    Args:
+        embed: The embedding function.
+        capacity: Controls versions kept (least recently used ones are dropped).
+    """
+
+    def __init__(self, embed: EmbedFn, capacity: int = 256) -> None:
+        self._embed = embed
+        self._capacity = capacity
+        self._cache: OrderedDict[tuple[str, int], tuple[Controls, TopicVectors]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    async def scores(self, controls: Controls, message: str) -> dict[str, float]:
+        """Best similarity of ``message`` to each blocked topic that has examples.
+
+        Returns:
+            An empty dict when no topic has examples (and then nothing is embedded).
+        """
+        if not any(t.examples for t in controls.blocked_topics):
+            return {}
+        vectors = await self._vectors(controls)
+        [message_vec] = await self._embed([message])
+        return vectors.scores(message_vec)
+
+    async def _vectors(self, controls: Controls) -> TopicVectors:
+        key = (controls.creator_id, controls.version)
+        with self._lock:
+            hit = self._cache.get(key)
+            if hit is not None and hit[0] == controls:
+                self._cache.move_to_end(key)
+                return hit[1]
+        topics = tuple(t.name for t in controls.blocked_topics for _ in t.examples)
+        texts = [e for t in controls.blocked_topics for e in t.examples]
+        rows = await self._embed(texts)
+        vectors = TopicVectors(topics, np.asarray(rows, dtype=np.float32).reshape(len(texts), -1))
+        with self._lock:
+            self._cache[key] = (controls, vectors)
+            while len(self._cache) > self._capacity:
+                self._cache.popitem(last=False)
+        return vectors
