@@ -12,12 +12,14 @@ from avatar.v1 import policy_service_pb2 as pol_pb
 from avatar.v1 import policy_service_pb2_grpc as pol_grpc
 from avatar.v1 import types_pb2
 from services.common.convert import ts_from_pb
+from services.common.redis_cache import EmbeddingCache
 from services.gateway.core.types import (
     Action,
     AuditEntry,
     Decision,
     DraftReply,
     Evidence,
+    FanMemory,
     GenerationChunk,
     InputVerdict,
     Outcome,
@@ -38,6 +40,7 @@ ACTIONS_TO_PB = {v: k for k, v in _ACTIONS.items()}
 _ROLES = {"fan": mem_pb.TURN_ROLE_FAN, "avatar": mem_pb.TURN_ROLE_AVATAR}
 _ROLE_NAMES = {v: k for k, v in _ROLES.items()}
 RPC_TIMEOUT = 10.0
+EMBEDDING_MODEL = "all-MiniLM-L6-v2"
 _OUTCOMES = {
     Outcome.ANSWERED: pol_pb.TURN_OUTCOME_ANSWERED,
     Outcome.REFUSED: pol_pb.TURN_OUTCOME_REFUSED,
@@ -221,6 +224,12 @@ class MemoryClient:
         )
         return [evidence_from_pb(h) for h in reply.hits]
 
+    async def fan_memory(self, creator_id: str, fan_id: str) -> FanMemory:
+        reply = await self._stub.GetFanMemory(
+            mem_pb.GetFanMemoryRequest(creator_id=creator_id, fan_id=fan_id), timeout=RPC_TIMEOUT
+        )
+        return FanMemory(facts=tuple((f.key, f.value) for f in reply.facts), summary=reply.summary)
+
     async def history(self, creator_id: str, fan_id: str, conversation_id: str, limit: int) -> list[PastTurn]:
         reply = await self._stub.ListTurns(
             mem_pb.ListTurnsRequest(
@@ -250,13 +259,27 @@ class MemoryClient:
 class InferenceClient:
     """Inference port over gRPC."""
 
-    def __init__(self, stub: inf_grpc.InferenceServiceAsyncStub, sampling: inf_pb.SamplingParams) -> None:
+    def __init__(
+        self,
+        stub: inf_grpc.InferenceServiceAsyncStub,
+        sampling: inf_pb.SamplingParams,
+        embeddings: EmbeddingCache | None = None,
+    ) -> None:
         self._stub = stub
         self._sampling = sampling
+        self._cache = embeddings
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        # Fans ask the same questions; a cached query embedding skips a model run (fails open).
+        if self._cache is not None and len(texts) == 1:
+            hit = await self._cache.get(EMBEDDING_MODEL, texts[0])
+            if hit is not None:
+                return [hit.tolist()]
         reply = await self._stub.Embed(inf_pb.EmbedRequest(texts=list(texts)), timeout=RPC_TIMEOUT)
-        return [list(e.values) for e in reply.embeddings]
+        vectors = [list(e.values) for e in reply.embeddings]
+        if self._cache is not None and len(texts) == 1:
+            await self._cache.put(EMBEDDING_MODEL, texts[0], vectors[0])
+        return vectors
 
     async def generate(
         self, messages: list[dict[str, str]], request_id: str

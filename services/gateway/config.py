@@ -30,6 +30,8 @@ class GatewayConfig:
     """Relevance below which retrieved content is not used (``AVATAR_GATEWAY_MIN_SCORE``)."""
     max_message_chars: int
     """Longest accepted fan message (``AVATAR_GATEWAY_MAX_MESSAGE_CHARS``)."""
+    redis_url: str | None = None
+    """Redis for the query-embedding cache (``AVATAR_REDIS_URL``; unset = no cache)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> GatewayConfig:
@@ -43,4 +45,5 @@ class GatewayConfig:
             top_k=c.env_int("AVATAR_GATEWAY_TOP_K", 4, env, minimum=1),
             min_score=c.env_float("AVATAR_GATEWAY_MIN_SCORE", 0.3, env),
             max_message_chars=c.env_int("AVATAR_GATEWAY_MAX_MESSAGE_CHARS", 4000, env, minimum=1),
+            redis_url=c.redis_url(env),
         )

@@ -17,6 +17,7 @@ from avatar.v1 import types_pb2
 from services.common.clients import open_channel
 from services.common.convert import ts_to_pb
 from services.common.errors import InvalidArgument
+from services.common.redis_cache import EmbeddingCache, connect
 from services.common.server import ServiceSpec
 from services.gateway.clients import InferenceClient, MemoryClient, PolicyClient, decision_to_pb
 from services.gateway.config import GatewayConfig
@@ -162,7 +163,8 @@ async def build(cfg: GatewayConfig) -> ServiceSpec:
     sampling = inf_pb.SamplingParams(
         max_tokens=cfg.max_tokens, temperature=cfg.temperature, top_p=0.95, repetition_penalty=1.1
     )
-    inference = InferenceClient(inf_grpc.InferenceServiceStub(channels[2]), sampling)
+    embeddings = EmbeddingCache(connect(cfg.redis_url)) if cfg.redis_url else None
+    inference = InferenceClient(inf_grpc.InferenceServiceStub(channels[2]), sampling, embeddings)
     runner = TurnRunner(
         policy, memory, inference, settings=TurnSettings(top_k=cfg.top_k, min_score=cfg.min_score)
     )
@@ -171,6 +173,8 @@ async def build(cfg: GatewayConfig) -> ServiceSpec:
     async def stop() -> None:
         for channel in channels:
             await channel.close(None)
+        if embeddings is not None:
+            await embeddings.close()
 
     return ServiceSpec(
         name="gateway",

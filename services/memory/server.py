@@ -18,6 +18,7 @@ from services.common.convert import (
     ts_from_pb,
     ts_to_pb,
 )
+from services.common.redis_cache import RedisSearchCache, connect
 from services.common.server import ServiceSpec
 from services.memory.config import MemoryConfig
 from services.memory.core import errors
@@ -32,7 +33,6 @@ from services.memory.core.types import (
     SearchMode,
     Turn,
 )
-from services.memory.redis_cache import RedisSearchCache, connect
 
 Ctx = grpc.aio.ServicerContext[Any, Any]
 _ROLES = {"fan": pb.TURN_ROLE_FAN, "avatar": pb.TURN_ROLE_AVATAR}

@@ -99,7 +99,7 @@ async def start_suite(
     )
     servers["memory"] = await start_server(
         await memory_server.build(
-            MemoryConfig(server_config("memory"), suite_db, ef_search=100, pool_size=4)
+            MemoryConfig(server_config("memory"), suite_db, ef_search=100, pool_size=4, redis_url=redis_url)
         ),
         config=server_config("memory"),
     )
@@ -140,6 +140,7 @@ async def start_suite(
                 top_k=3,
                 min_score=0.2,
                 max_message_chars=2000,
+                redis_url=redis_url,
             )
         ),
         config=server_config("gateway"),

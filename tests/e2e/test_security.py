@@ -245,3 +245,63 @@ def test_config_rejects_half_configured_security() -> None:
         ServerConfig.from_env("gateway", {"AVATAR_AUTH": "required"})
     cfg = ServerConfig.from_env("gateway", {"AVATAR_AUTH": "required", "AVATAR_SERVICE_TOKEN": "t"})
     assert dataclasses.replace(cfg).auth_required is True
+
+
+def test_every_rpc_of_the_api_has_a_deliberate_rule() -> None:
+    """A new RPC must be classified here: tenant-facing or internal."""
+    from avatar.v1 import (
+        conversation_service_pb2,
+        inference_service_pb2,
+        ingest_service_pb2,
+        memory_service_pb2,
+        policy_service_pb2,
+    )
+
+    tenant_facing = {
+        "ConversationService": {"Converse", "GetHistory", "GetPendingReplies"},
+        "IngestService": {
+            "Upload",
+            "IngestPath",
+            "GetJob",
+            "WatchJob",
+            "GetPersonaProfile",
+            "UpdatePersonaProfile",
+            "DeleteSource",
+            "DeleteCreator",
+        },
+        "PolicyService": {
+            "GetControls",
+            "UpdateControls",
+            "ListDrafts",
+            "ApproveDraft",
+            "RejectDraft",
+            "ListAudit",
+            "DeleteAudit",
+        },
+        "MemoryService": {
+            "DeleteSource",
+            "DeleteCreator",
+            "GetCreatorStats",
+            "ListTurns",
+            "ListConversations",
+            "ForgetFan",
+            "GetPersonaProfile",
+            "PutPersonaProfile",
+        },
+        "InferenceService": set(),
+    }
+    for module in (
+        conversation_service_pb2,
+        ingest_service_pb2,
+        policy_service_pb2,
+        memory_service_pb2,
+        inference_service_pb2,
+    ):
+        for service in module.DESCRIPTOR.services_by_name.values():
+            for method in service.methods:
+                roles = allowed_roles(f"/{service.full_name}/{method.name}") or set()
+                tenant = method.name in tenant_facing[service.name]
+                assert (Role.CREATOR_ADMIN in roles or Role.FAN_APP in roles) == tenant, (
+                    service.name,
+                    method.name,
+                )

@@ -10,8 +10,8 @@ import numpy as np
 import psycopg
 import pytest
 
+from services.common.redis_cache import SEARCH_PREFIX, EmbeddingCache, RedisSearchCache, connect
 from services.memory.core import MemoryStore, open_store
-from services.memory.redis_cache import SEARCH_PREFIX, EmbeddingCache, RedisSearchCache, connect
 from tests.integration.test_memory_store import chunk, unit
 
 pytestmark = pytest.mark.timeout(60)

@@ -59,3 +59,16 @@ def test_prompt_puts_the_stable_persona_first_and_the_new_message_last() -> None
     assert [m["role"] for m in a] == ["system", "user", "assistant", "user"]
     assert a[-1]["content"].endswith("Fan: second question")
     assert "nothing the creator has published matches" in a[-1]["content"]
+
+
+def test_fan_memory_follows_the_shared_persona_in_its_own_message() -> None:
+    from services.gateway.core.types import FanMemory
+
+    fan = FanMemory(facts=(("name", "Sam"), ("likes", "rye bread")), summary="fan: asked about starters")
+    with_memory = build_messages("maya", [], [], "hi again", fan)
+    without = build_messages("maya", [], [], "hi again", FanMemory())
+    assert with_memory[0] == without[0], "the persona message is identical for every fan"
+    assert with_memory[1]["role"] == "system"
+    assert "- name: Sam" in with_memory[1]["content"] and "- likes: rye bread" in with_memory[1]["content"]
+    assert "asked about starters" in with_memory[1]["content"]
+    assert len(without) == 2

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from services.gateway.core.types import Evidence, PastTurn
+from services.gateway.core.types import Evidence, FanMemory, PastTurn
 
 _PERSONA = (
     "You are the AI avatar of the creator '{creator}'. Answer the fan in the creator's voice, "
@@ -45,11 +45,32 @@ def render_snippets(evidence: Sequence[Evidence]) -> str:
     return "\n".join(lines)
 
 
+def render_fan_memory(fan: FanMemory) -> str | None:
+    """What the avatar knows about this fan, or ``None`` when nothing."""
+    lines = [f"- {key}: {value}" for key, value in fan.facts]
+    if fan.summary:
+        lines.append(f"Earlier conversations, in short:\n{fan.summary}")
+    if not lines:
+        return None
+    return "About this fan (from what they told you before):\n" + "\n".join(lines)
+
+
 def build_messages(
-    creator_id: str, history: Sequence[PastTurn], evidence: Sequence[Evidence], message: str
+    creator_id: str,
+    history: Sequence[PastTurn],
+    evidence: Sequence[Evidence],
+    message: str,
+    fan: FanMemory | None = None,
 ) -> list[dict[str, str]]:
-    """Chat messages for the model's chat template."""
+    """Chat messages for the model's chat template.
+
+    The fan's memory goes in its own message right after the persona, so the persona message stays
+    byte-identical for every fan (its KV is shared) and the fan block is stable across that fan's turns.
+    """
     messages = [{"role": "system", "content": persona_prefix(creator_id)}]
+    remembered = render_fan_memory(fan) if fan is not None else None
+    if remembered:
+        messages.append({"role": "system", "content": neutralize(remembered)})
     for turn in history:
         messages.append(
             {"role": "user" if turn.role == "fan" else "assistant", "content": neutralize(turn.text)}

@@ -33,6 +33,7 @@ from services.gateway.core.types import (
     Decision,
     DraftReply,
     Evidence,
+    FanMemory,
     GenerationChunk,
     InputVerdict,
     Outcome,
@@ -88,6 +89,8 @@ class MemoryPort(Protocol):
     async def history(
         self, creator_id: str, fan_id: str, conversation_id: str, limit: int
     ) -> list[PastTurn]: ...
+
+    async def fan_memory(self, creator_id: str, fan_id: str) -> FanMemory: ...
 
     async def append_turn(
         self,
@@ -180,6 +183,7 @@ class TurnRunner:
                 if req.conversation_id
                 else []
             )
+            fan = await self._memory.fan_memory(req.creator_id, req.fan_id)
         minutes = _minutes_since(history)
         with _tracer.start_as_current_span("turn.policy_in"):
             verdict = await self._policy.check_input(
@@ -219,7 +223,7 @@ class TurnRunner:
             evidence = await self._memory.search(
                 req.creator_id, req.message, embedding, self._settings.top_k, self._settings.min_score
             )
-        messages = build_messages(req.creator_id, history, evidence, req.message)
+        messages = build_messages(req.creator_id, history, evidence, req.message, fan)
         gen = _Generated([], [], [decision] if decision.reasons else [], GenerationChunk(text=""))
         async for out in self._generate(req, conversation_id, messages, evidence, gen):
             # A held reply is checked exactly like a live one, but nothing of it reaches the fan.

@@ -71,6 +71,16 @@ class PastTurn:
 
 
 @dataclass(frozen=True)
+class FanMemory:
+    """What the avatar remembers about one fan across conversations."""
+
+    facts: tuple[tuple[str, str], ...] = ()
+    """(key, value) pairs the fan shared: name, likes, diet, ..."""
+    summary: str = ""
+    """Rolling summary of the fan's older turns."""
+
+
+@dataclass(frozen=True)
 class GenerationChunk:
     """A piece of streamed generation; the last one carries the counts."""
 

@@ -292,7 +292,7 @@ class MemoryStore:
         summary_window: Turns per fan kept verbatim; older ones are folded into the rolling summary.
         acquire_timeout: Seconds to wait for a pooled connection. Bounded so that a Postgres outage
             fails calls promptly (``PoolTimeout``, mapped to UNAVAILABLE) instead of holding them for
-            the pool's default 30 s, longer than any caller's deadline.
+            the pool's default 30 s; three tries by a caller's retry policy fit in its 10 s deadline.
 
     Raises:
         InvalidArgument: ``ef_search`` or ``summary_window`` is out of range.
@@ -306,7 +306,7 @@ class MemoryStore:
         cache: SearchCache | None = None,
         instance: str = "",
         summary_window: int = 20,
-        acquire_timeout: float = 5.0,
+        acquire_timeout: float = 2.0,
     ) -> None:
         self._pool = pool
         self._acquire_timeout = acquire_timeout

@@ -1,5 +1,5 @@
-"""Redis caches of the memory service: hot search results (used by the store) and query embeddings
-(offered to the gateway).
+"""Redis caches: hot search results (used by the memory store) and query embeddings (used by the
+gateway).
 
 Both fail open: Redis down, slow or full only means a cache miss, never a failed search. After a
 failure the cache stays off for :data:`RETRY_AFTER_S`, so an outage costs one short timeout per
@@ -148,3 +148,7 @@ class EmbeddingCache:
             await self._client.set(self.key(model, text), data, ex=self._ttl)
         except (RedisError, OSError, TimeoutError) as exc:
             self._circuit.failed("embedding put", exc)
+
+    async def close(self) -> None:
+        """Close the client's connections."""
+        await self._client.aclose()
