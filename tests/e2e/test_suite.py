@@ -346,3 +346,18 @@ async def test_rpcs_are_counted_and_timed_for_prometheus(suite: Suite) -> None:
     method = 'method="/avatar.v1.IngestService/GetJob"'
     assert f'avatar_rpc_requests_total{{code="NOT_FOUND",{method},service="ingest"}}' in text
     assert f'avatar_rpc_latency_seconds_count{{{method},service="ingest"}}' in text
+
+
+async def test_a_fans_history_is_served_from_the_kv_cache_on_later_turns(suite: Suite) -> None:
+    creator = _creator("maya")
+    await _ingest(suite, creator, "maya-bakes")
+    start, _, first = await _turn(suite, creator, "fan-kv", "Tell me about Doughlores, your starter!")
+    conv = start.conversation_id
+    _, _, second = await _turn(suite, creator, "fan-kv", "What hydration do you use?", conv)
+    _, _, third = await _turn(suite, creator, "fan-kv", "Which oven do you bake in?", conv)
+    # Turn 2 reuses at least the creator's persona; turn 3 also the first exchange (prompt and reply).
+    assert 0 < second.usage.cached_prompt_tokens < third.usage.cached_prompt_tokens
+    assert (
+        third.usage.cached_prompt_tokens
+        >= second.usage.cached_prompt_tokens + first.usage.completion_tokens // 2
+    )

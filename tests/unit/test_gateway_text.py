@@ -61,14 +61,15 @@ def test_prompt_puts_the_stable_persona_first_and_the_new_message_last() -> None
     assert "nothing the creator has published matches" in a[-1]["content"]
 
 
-def test_fan_memory_follows_the_shared_persona_in_its_own_message() -> None:
+def test_fan_memory_rides_with_the_new_message_so_the_history_prefix_stays_stable() -> None:
     from services.gateway.core.types import FanMemory
 
     fan = FanMemory(facts=(("name", "Sam"), ("likes", "rye bread")), summary="fan: asked about starters")
-    with_memory = build_messages("maya", [], [], "hi again", fan)
-    without = build_messages("maya", [], [], "hi again", FanMemory())
-    assert with_memory[0] == without[0], "the persona message is identical for every fan"
-    assert with_memory[1]["role"] == "system"
-    assert "- name: Sam" in with_memory[1]["content"] and "- likes: rye bread" in with_memory[1]["content"]
-    assert "asked about starters" in with_memory[1]["content"]
-    assert len(without) == 2
+    history = [PastTurn("fan", "first question"), PastTurn("avatar", "first answer")]
+    with_memory = build_messages("maya", history, [], "hi again", fan)
+    without = build_messages("maya", history, [], "hi again", FanMemory())
+    assert with_memory[:-1] == without[:-1], "persona and history are identical whatever the fan memory"
+    last = with_memory[-1]["content"]
+    assert "- name: Sam" in last and "- likes: rye bread" in last and "asked about starters" in last
+    assert last.endswith("Fan: hi again") and "- name" not in without[-1]["content"]
+    assert [m["role"] for m in with_memory] == ["system", "user", "assistant", "user"]

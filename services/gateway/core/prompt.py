@@ -64,17 +64,19 @@ def build_messages(
 ) -> list[dict[str, str]]:
     """Chat messages for the model's chat template.
 
-    The fan's memory goes in its own message right after the persona, so the persona message stays
-    byte-identical for every fan (its KV is shared) and the fan block is stable across that fan's turns.
+    Everything that changes from turn to turn (what we remember about the fan, the snippets) rides
+    in the last user message, after the history: the persona is then byte-identical for every fan
+    and the history a stable prefix across this fan's turns, so both are served from the KV cache.
+    Roles keep alternating user/assistant after the one system message, as stricter chat
+    templates (Mistral's) require.
     """
     messages = [{"role": "system", "content": persona_prefix(creator_id)}]
-    remembered = render_fan_memory(fan) if fan is not None else None
-    if remembered:
-        messages.append({"role": "system", "content": neutralize(remembered)})
     for turn in history:
         messages.append(
             {"role": "user" if turn.role == "fan" else "assistant", "content": neutralize(turn.text)}
         )
-    content = f"{render_snippets(evidence)}\n\nFan: {message}"
-    messages.append({"role": "user", "content": neutralize(content)})
+    remembered = render_fan_memory(fan) if fan is not None else None
+    parts = [remembered] if remembered else []
+    parts += [render_snippets(evidence), f"Fan: {message}"]
+    messages.append({"role": "user", "content": neutralize("\n\n".join(parts))})
     return messages
