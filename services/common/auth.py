@@ -18,7 +18,7 @@ import hashlib
 import hmac
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,14 @@ import grpc
 import psycopg
 
 from services.common.db import apply_migrations
-from services.common.handlers import Context, StreamBehaviour, UnaryBehaviour, rewrap, streams_requests
+from services.common.handlers import (
+    Context,
+    HandlerInterceptor,
+    StreamBehaviour,
+    UnaryBehaviour,
+    rewrap,
+    streams_requests,
+)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 COMPONENT = "auth"
@@ -190,7 +197,7 @@ def request_creator(request: Any) -> str | None:
     return None
 
 
-class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg, unused-ignore]
+class AuthInterceptor(HandlerInterceptor):
     """Authenticates every call and authorises it by role and creator.
 
     Args:
@@ -214,18 +221,12 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg, unu
             return None
         return await self._keys.lookup(token)
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> Any:
-        handler = await continuation(handler_call_details)
-        method = handler_call_details.method
-        roles = allowed_roles(method)
-        if handler is None or roles is None:
+    async def wrap(self, handler: Any, details: grpc.HandlerCallDetails) -> Any:
+        roles = allowed_roles(details.method)
+        if roles is None:
             return handler
-        principal = await self.authenticate(handler_call_details.invocation_metadata)
-        return _guard(handler, principal, roles, method)
+        principal = await self.authenticate(details.invocation_metadata)
+        return _guard(handler, principal, roles, details.method)
 
 
 def _deny(code: grpc.StatusCode, message: str, handler: Any) -> Any:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Protocol
 
 from google.protobuf import timestamp_pb2
 
@@ -78,3 +79,59 @@ def ts_from_pb(msg: object, field: str) -> datetime | None:
         return None
     ts: timestamp_pb2.Timestamp = getattr(msg, field)
     return ts.ToDatetime(tzinfo=UTC)
+
+
+class Citable(Protocol):
+    """Anything that carries what a citation shows (a memory search hit, the gateway's evidence)."""
+
+    @property
+    def chunk_id(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def score(self) -> float: ...
+    @property
+    def platform(self) -> str: ...
+    @property
+    def external_id(self) -> str: ...
+    @property
+    def url(self) -> str: ...
+    @property
+    def created_at(self) -> datetime | None: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def start_char(self) -> int: ...
+    @property
+    def end_char(self) -> int: ...
+
+
+def citation_to_pb(c: Citable) -> types_pb2.Citation:
+    """A retrieved span as the citation a fan can check: source, platform, url, date, exact quote."""
+    return types_pb2.Citation(
+        chunk_id=c.chunk_id,
+        source=types_pb2.SourceMeta(
+            platform=platform_to_pb(c.platform),
+            external_id=c.external_id,
+            url=c.url,
+            created_at=ts_to_pb(c.created_at),
+            kind=kind_to_pb(c.kind),
+            path=c.path,
+        ),
+        quote=c.text,
+        start_char=c.start_char,
+        end_char=c.end_char,
+        score=c.score,
+    )
+
+
+def platform_name(value: types_pb2.Platform.ValueType) -> str:
+    """Like :func:`platform_from_pb` but ``""`` for an unset or unknown value (read side)."""
+    return _PLATFORM_NAMES.get(value, "")
+
+
+def kind_name(value: types_pb2.ContentKind.ValueType) -> str:
+    """Like :func:`kind_from_pb` but ``""`` for an unset or unknown value (read side)."""
+    return _KIND_NAMES.get(value, "")

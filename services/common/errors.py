@@ -8,7 +8,7 @@ a generic message (the details go to the log, not to the caller).
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import grpc
@@ -17,7 +17,7 @@ import psycopg_pool
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
-from services.common.handlers import Context, StreamBehaviour, UnaryBehaviour, rewrap
+from services.common.handlers import Context, HandlerInterceptor, StreamBehaviour, UnaryBehaviour, rewrap
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ async def _relay(context: grpc.aio.ServicerContext[Any, Any], exc: grpc.aio.AioR
     await context.abort(code, f"{exc.details() or code.name}")
 
 
-class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg, unused-ignore]
+class ErrorMappingInterceptor(HandlerInterceptor):
     """Turns domain exceptions raised by servicers into status codes.
 
     Args:
@@ -133,14 +133,7 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-
     def __init__(self, extra: ErrorMap | None = None) -> None:
         self._extra: ErrorMap = dict(extra or {})
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> Any:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
+    async def wrap(self, handler: Any, details: grpc.HandlerCallDetails) -> Any:
         extra = self._extra
 
         def unary(inner: UnaryBehaviour) -> UnaryBehaviour:

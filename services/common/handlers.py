@@ -37,3 +37,21 @@ def rewrap(
 def streams_requests(handler: Any) -> bool:
     """Whether the client sends a stream of requests (the first argument is an iterator)."""
     return bool(handler.stream_unary or handler.stream_stream)
+
+
+class HandlerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg, unused-ignore]
+    """A server interceptor that acts by replacing the method handler (usually via :func:`rewrap`)."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Any:
+        handler = await continuation(handler_call_details)
+        if handler is None:  # unknown method: let grpc answer UNIMPLEMENTED
+            return None
+        return await self.wrap(handler, handler_call_details)
+
+    async def wrap(self, handler: Any, details: grpc.HandlerCallDetails) -> Any:
+        """The handler to serve the call with."""
+        raise NotImplementedError

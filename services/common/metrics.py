@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from services.common.handlers import Context, StreamBehaviour, UnaryBehaviour, rewrap
+from services.common.handlers import Context, HandlerInterceptor, StreamBehaviour, UnaryBehaviour, rewrap
 
 REGISTRY = CollectorRegistry()
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -79,7 +79,7 @@ def start_metrics_endpoint(port: int, host: str = "0.0.0.0") -> int:
     return int(server.server_port)
 
 
-class MetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg, unused-ignore]
+class MetricsInterceptor(HandlerInterceptor):
     """Counts RPCs by status code and times them.
 
     Args:
@@ -89,15 +89,8 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg, 
     def __init__(self, service: str) -> None:
         self._service = service
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> Any:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return None
-        service, method = self._service, handler_call_details.method
+    async def wrap(self, handler: Any, details: grpc.HandlerCallDetails) -> Any:
+        service, method = self._service, details.method
 
         def record(started: float, context: Context, failed: BaseException | None) -> None:
             code = context.code()

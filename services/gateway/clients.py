@@ -11,7 +11,7 @@ from avatar.v1 import memory_service_pb2_grpc as mem_grpc
 from avatar.v1 import policy_service_pb2 as pol_pb
 from avatar.v1 import policy_service_pb2_grpc as pol_grpc
 from avatar.v1 import types_pb2
-from services.common.convert import ts_from_pb
+from services.common.convert import kind_name, platform_name, ts_from_pb
 from services.common.redis_cache import EmbeddingCache
 from services.gateway.core.types import (
     Action,
@@ -85,11 +85,11 @@ def evidence_from_pb(hit: types_pb2.Citation) -> Evidence:
         chunk_id=hit.chunk_id,
         text=hit.quote,
         score=hit.score,
-        platform=src.platform,
+        platform=platform_name(src.platform),
         external_id=src.external_id,
         url=src.url,
         created_at=ts_from_pb(src, "created_at"),
-        kind=src.kind,
+        kind=kind_name(src.kind),
         path=src.path,
         start_char=hit.start_char,
         end_char=hit.end_char,

@@ -15,7 +15,7 @@ from avatar.v1 import memory_service_pb2_grpc as mem_grpc
 from avatar.v1 import policy_service_pb2_grpc as pol_grpc
 from avatar.v1 import types_pb2
 from services.common.clients import open_channel
-from services.common.convert import ts_to_pb
+from services.common.convert import citation_to_pb
 from services.common.errors import InvalidArgument
 from services.common.redis_cache import EmbeddingCache, connect
 from services.common.server import ServiceSpec
@@ -23,7 +23,6 @@ from services.gateway.clients import InferenceClient, MemoryClient, PolicyClient
 from services.gateway.config import GatewayConfig
 from services.gateway.core.turn import TurnRunner, TurnSettings
 from services.gateway.core.types import (
-    Evidence,
     Outcome,
     PendingStatus,
     TurnDelta,
@@ -45,25 +44,6 @@ _PENDING = {
     PendingStatus.REJECTED: pb.PENDING_REPLY_STATUS_REJECTED,
 }
 MAX_AGE = 150
-
-
-def citation_to_pb(ev: Evidence) -> types_pb2.Citation:
-    """Evidence as the citation the fan sees."""
-    return types_pb2.Citation(
-        chunk_id=ev.chunk_id,
-        source=types_pb2.SourceMeta(
-            platform=ev.platform,  # type: ignore[arg-type]
-            external_id=ev.external_id,
-            url=ev.url,
-            created_at=ts_to_pb(ev.created_at),
-            kind=ev.kind,  # type: ignore[arg-type]
-            path=ev.path,
-        ),
-        quote=ev.text,
-        start_char=ev.start_char,
-        end_char=ev.end_char,
-        score=ev.score,
-    )
 
 
 def end_to_pb(end: TurnEnd) -> pb.ReplyEnd:

@@ -9,12 +9,10 @@ from google.protobuf import json_format, struct_pb2
 
 from avatar.v1 import memory_service_pb2 as pb
 from avatar.v1 import memory_service_pb2_grpc as pb_grpc
-from avatar.v1 import types_pb2
 from services.common.convert import (
+    citation_to_pb,
     kind_from_pb,
-    kind_to_pb,
     platform_from_pb,
-    platform_to_pb,
     ts_from_pb,
     ts_to_pb,
 )
@@ -43,25 +41,6 @@ _MODES: dict[int, SearchMode] = {
     pb.SEARCH_MODE_VECTOR: "vector",
     pb.SEARCH_MODE_TEXT: "text",
 }
-
-
-def hit_to_pb(hit: SearchHit) -> types_pb2.Citation:
-    """A search hit as a citation the gateway can pass to the fan."""
-    return types_pb2.Citation(
-        chunk_id=hit.chunk_id,
-        source=types_pb2.SourceMeta(
-            platform=platform_to_pb(hit.platform),
-            external_id=hit.external_id,
-            url=hit.url,
-            created_at=ts_to_pb(hit.created_at),
-            kind=kind_to_pb(hit.kind),
-            path=hit.path,
-        ),
-        quote=hit.text,
-        start_char=hit.start_char,
-        end_char=hit.end_char,
-        score=hit.score,
-    )
 
 
 def turn_to_pb(turn: Turn) -> pb.Turn:
@@ -178,7 +157,7 @@ class MemoryServicer(pb_grpc.MemoryServiceServicer):
             mode=_MODES[request.mode],
         )
         return pb.SearchResponse(
-            hits=[hit_to_pb(h) for h in result.hits],
+            hits=[citation_to_pb(h) for h in result.hits],
             scores=[scores_to_pb(h) for h in result.hits],
             from_cache=result.from_cache,
         )

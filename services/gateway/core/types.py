@@ -51,11 +51,11 @@ class Evidence:
     chunk_id: str
     text: str
     score: float
-    platform: int
+    platform: str
     external_id: str
     url: str
     created_at: datetime | None
-    kind: int
+    kind: str
     path: str
     start_char: int
     end_char: int
