@@ -14,6 +14,7 @@ from avatar.v1 import types_pb2
 from services.common.errors import InvalidArgument, ResourceExhausted, Unavailable
 from services.common.metrics import INFERENCE
 from services.common.server import ServiceSpec
+from services.common.telemetry import tracer
 from services.inference.config import InferenceConfig
 from services.inference.core.embedder import Embedder
 from services.inference.core.engine import (
@@ -28,6 +29,7 @@ from services.inference.core.sampling import SamplingParams
 from services.inference.core.tokenizer import ChatTemplateError
 from services.inference.models import embedder_dir, ensure_models, generator_dir
 
+_tracer = tracer(__name__)
 Ctx = grpc.aio.ServicerContext[Any, Any]
 MAX_EMBED_TEXTS = 256
 MAX_TEXT_CHARS = 32_000
@@ -58,6 +60,43 @@ def sampling_from_pb(msg: pb.SamplingParams, max_tokens_limit: int) -> SamplingP
         raise InvalidArgument(str(exc)) from exc
 
 
+class _StageClock:
+    """Times one Generate call and records its stages as child spans of the RPC's span.
+
+    The engine thread cannot open spans in the caller's trace, so the stages (waiting for a slot,
+    prefill, decode) are reconstructed from timestamps when the request ends.
+    """
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self._started_ns = time.time_ns()
+        self.first_token: float | None = None
+
+    def _ns(self, monotonic: float) -> int:
+        return self._started_ns + int((monotonic - self.started) * 1e9)
+
+    def emit_spans(self, event: GenerationEvent) -> None:
+        end = time.monotonic()
+        admitted = event.admitted_at if event.admitted_at is not None else self.started
+        first = self.first_token if self.first_token is not None else end
+        stages: tuple[tuple[str, float, float, dict[str, int]], ...] = (
+            ("generate.queue", self.started, admitted, {}),
+            (
+                "generate.prefill",
+                admitted,
+                first,
+                {
+                    "avatar.prompt_tokens": event.prompt_tokens,
+                    "avatar.cached_prompt_tokens": event.cached_tokens,
+                },
+            ),
+            ("generate.decode", first, end, {"avatar.generated_tokens": event.generated_tokens}),
+        )
+        for name, start, stop, attributes in stages:
+            span = _tracer.start_span(name, start_time=self._ns(start), attributes=attributes)
+            span.end(end_time=self._ns(max(start, stop)))
+
+
 class InferenceServicer(pb_grpc.InferenceServiceServicer):
     """Thin adapter over the generation engine and the embedding worker."""
 
@@ -84,15 +123,15 @@ class InferenceServicer(pb_grpc.InferenceServiceServicer):
         prompt_ids = self._prompt_ids(request)
         remaining = context.time_remaining()
         deadline = time.monotonic() + remaining if remaining is not None else None
-        started = time.monotonic()
-        first = True
+        clock = _StageClock()
         try:
             async for event in self._engine.stream(prompt_ids, params, deadline):
-                if first and event.token_id is not None:
-                    INFERENCE.time_to_first_token.observe(time.monotonic() - started)
-                    first = False
+                if clock.first_token is None and event.token_id is not None:
+                    clock.first_token = time.monotonic()
+                    INFERENCE.time_to_first_token.observe(clock.first_token - clock.started)
                 if event.finish_reason is not None:
                     record_metrics(self._engine, event)
+                    clock.emit_spans(event)
                 reply = pb.GenerateResponse(
                     text=event.text, token_ids=[event.token_id] if event.token_id is not None else []
                 )

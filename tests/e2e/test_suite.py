@@ -233,6 +233,19 @@ async def test_one_turn_is_one_trace_across_services(suite: Suite, spans: InMemo
     ):
         assert rpc in in_trace, f"{rpc} is not in the turn's trace"
     assert {"turn.policy_in", "turn.search", "turn.generate", "turn.record"} <= in_trace
+    # Inside Generate: waiting for a slot, prefill, decode, as children of the Generate server span.
+    by_name = {s.name: s for s in finished if s.context.trace_id == trace_id}
+    generate = next(
+        s
+        for s in finished
+        if s.context.trace_id == trace_id
+        and s.name == "/avatar.v1.InferenceService/Generate"
+        and s.kind.name == "SERVER"
+    )
+    stages = [by_name[name] for name in ("generate.queue", "generate.prefill", "generate.decode")]
+    assert all(s.parent is not None and s.parent.span_id == generate.context.span_id for s in stages)
+    assert stages[0].end_time <= stages[1].start_time + 1 and stages[1].end_time <= stages[2].start_time + 1
+    assert stages[2].attributes["avatar.generated_tokens"] > 0
 
 
 @pytest.mark.parametrize(

@@ -138,6 +138,7 @@ class _Sequence:
     filled: int = 0  # tokens whose KV is in the slot
     pinned: tuple[int, ...] = ()
     cached_tokens: int = 0
+    admitted_at: float | None = None
     rng: np.random.Generator | None = None
     detok: IncrementalDetokenizer | None = None
     stops: StopStringMatcher | None = None
@@ -388,6 +389,7 @@ class GenerationEngine:
         self.cache.lock(match.block_ids)
         self._runner.load_blocks(slot, self._pool, match.block_ids)
         seq.slot, seq.state, seq.pinned = slot, _State.PREFILL, match.block_ids
+        seq.admitted_at = time.monotonic()
         seq.tokens = list(seq.prompt)
         seq.filled = seq.cached_tokens = match.num_tokens
         seq.rng = make_rng(seq.params)
@@ -471,7 +473,11 @@ class GenerationEngine:
                 self._emit(seq, token, text, None)
 
     def _emit(self, seq: _Sequence, token: int | None, text: str, reason: FinishReason | None) -> None:
-        seq.push(GenerationEvent(token, text, reason, len(seq.prompt), seq.generated, seq.cached_tokens))
+        seq.push(
+            GenerationEvent(
+                token, text, reason, len(seq.prompt), seq.generated, seq.cached_tokens, seq.admitted_at
+            )
+        )
 
     def _retire(
         self, seq: _Sequence, reason: FinishReason | None, error: BaseException | None = None

@@ -54,6 +54,8 @@ class GenerationEvent:
     """Tokens generated so far, this one included (EOS/stop tokens count)."""
     cached_tokens: int = 0
     """Prompt tokens whose KV came from the prefix cache instead of being computed."""
+    admitted_at: float | None = None
+    """``time.monotonic()`` when the engine gave the request a slot (end of its queue wait)."""
 
 
 @dataclass(frozen=True)
