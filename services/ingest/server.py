@@ -23,7 +23,7 @@ from avatar.v1 import memory_service_pb2 as mem_pb
 from avatar.v1 import memory_service_pb2_grpc as mem_grpc
 from avatar.v1 import types_pb2
 from services.common.clients import open_channel
-from services.common.config import ConfigError
+from services.common.config import require_database_url
 from services.common.convert import kind_to_pb, platform_from_pb, platform_to_pb, ts_to_pb
 from services.common.errors import InvalidArgument, NotFound, ResourceExhausted
 from services.common.server import ServiceSpec
@@ -493,9 +493,7 @@ class IngestServicer(pb_grpc.IngestServiceServicer):
 
 async def build(cfg: IngestConfig) -> ServiceSpec:
     """Open the records and the channels to inference and memory; resume orphaned jobs."""
-    if cfg.database_url is None:
-        raise ConfigError("AVATAR_DATABASE_URL is required (avatar up starts an embedded Postgres)")
-    records = await open_records(cfg.database_url, cfg.pool_size)
+    records = await open_records(require_database_url(cfg.database_url), cfg.pool_size)
     inference = open_channel(cfg.inference_target)
     memory = open_channel(cfg.memory_target)
     writer = MemoryWriter(mem_grpc.MemoryServiceStub(memory))

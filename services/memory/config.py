@@ -37,9 +37,7 @@ class MemoryConfig:
         Raises:
             ConfigError: ``AVATAR_DATABASE_URL`` is unset or a value is malformed.
         """
-        url = c.database_url(env)
-        if url is None:
-            raise c.ConfigError("AVATAR_DATABASE_URL is required (avatar up starts an embedded Postgres)")
+        url = c.require_database_url(c.database_url(env))
         return cls(
             server=c.ServerConfig.from_env("memory", env),
             database_url=url,

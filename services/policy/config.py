@@ -29,9 +29,7 @@ class PolicyConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> PolicyConfig:
-        url = c.database_url(env)
-        if url is None:
-            raise c.ConfigError("AVATAR_DATABASE_URL is required (avatar up starts an embedded Postgres)")
+        url = c.require_database_url(c.database_url(env))
         return cls(
             server=c.ServerConfig.from_env("policy", env),
             database_url=url,
