@@ -4,8 +4,8 @@
 
 Both embed the same sentences (lines of the sample creators' posts, repeated to ``--sentences``) with
 2 threads. Ours: 64 concurrent Embed-sized requests of 16 texts through :class:`EmbeddingWorker`
-(max batch 64), as the service runs it. sentence-transformers (which needs torch) runs in its own
-venv, in a subprocess, with ``encode(batch_size=64)``; create it with
+with the service's default batching settings, as the service runs it. sentence-transformers (which
+needs torch) runs in its own venv, in a subprocess, with ``encode(batch_size=64)``; create it with
 ``python3.11 -m venv .avatar/bench-venv && .avatar/bench-venv/bin/pip install torch==2.13.0
 sentence-transformers``. The vectors are compared too (cosine).
 """
@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from bench.inference_common import THREADS, machine_note
+from services.inference.config import InferenceConfig
 from services.inference.core.embedder import Embedder, _default_source_dir, build_embedder
 from services.inference.core.engine import EmbeddingWorker
 
@@ -69,7 +70,14 @@ def main() -> None:
     model_dir = Path(tempfile.mkdtemp(prefix="embbench")) / "embedder"
     build_embedder(model_dir)
     embedder = Embedder(model_dir, intra_op_threads=THREADS)
-    worker = EmbeddingWorker(embedder, max_batch=64, max_wait_s=0.005)
+    # The service's defaults (merge size, token budget per run, wait), as `python -m services.inference`.
+    cfg = InferenceConfig.from_env({})
+    worker = EmbeddingWorker(
+        embedder,
+        max_batch=cfg.embed_max_batch,
+        max_wait_s=cfg.embed_max_wait_ms / 1000.0,
+        max_batch_tokens=cfg.embed_max_batch_tokens,
+    )
     worker.embed_blocking(texts[:64])
     results: list[np.ndarray] = [np.empty(0)] * (len(texts) // 16)
     start = time.perf_counter()

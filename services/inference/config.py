@@ -36,10 +36,12 @@ class InferenceConfig:
     """Prefix KV cache budget in MiB (``AVATAR_INFERENCE_KV_CACHE_MB``; 0 disables reuse)."""
     kv_block_size: int = 16
     """Tokens per prefix-cache block (``AVATAR_INFERENCE_KV_BLOCK_SIZE``)."""
-    embed_max_batch: int = 64
-    """Most texts per embedding batch (``AVATAR_INFERENCE_EMBED_MAX_BATCH``)."""
+    embed_max_batch: int = 128
+    """Most texts merged into one embedding pass (``AVATAR_INFERENCE_EMBED_MAX_BATCH``)."""
     embed_max_wait_ms: int = 5
     """Longest an Embed call waits for others to share its batch (``AVATAR_INFERENCE_EMBED_MAX_WAIT_MS``)."""
+    embed_max_batch_tokens: int = 1024
+    """Most padded tokens per embedding model run (``AVATAR_INFERENCE_EMBED_MAX_BATCH_TOKENS``)."""
 
     def engine_config(self) -> EngineConfig:
         """The generation engine's sizing."""
@@ -67,6 +69,7 @@ class InferenceConfig:
             prefill_chunk=c.env_int("AVATAR_INFERENCE_PREFILL_CHUNK", 512, env, minimum=1),
             kv_cache_mb=c.env_int("AVATAR_INFERENCE_KV_CACHE_MB", 256, env, minimum=0),
             kv_block_size=c.env_int("AVATAR_INFERENCE_KV_BLOCK_SIZE", 16, env, minimum=1),
-            embed_max_batch=c.env_int("AVATAR_INFERENCE_EMBED_MAX_BATCH", 64, env, minimum=1),
+            embed_max_batch=c.env_int("AVATAR_INFERENCE_EMBED_MAX_BATCH", 128, env, minimum=1),
             embed_max_wait_ms=c.env_int("AVATAR_INFERENCE_EMBED_MAX_WAIT_MS", 5, env, minimum=0),
+            embed_max_batch_tokens=c.env_int("AVATAR_INFERENCE_EMBED_MAX_BATCH_TOKENS", 1024, env, minimum=1),
         )

@@ -229,7 +229,10 @@ async def build(cfg: InferenceConfig) -> ServiceSpec:
     engine = GenerationEngine(model, cfg.engine_config())
     engine.start()
     embeddings = EmbeddingWorker(
-        embedder, max_batch=cfg.embed_max_batch, max_wait_s=cfg.embed_max_wait_ms / 1000.0
+        embedder,
+        max_batch=cfg.embed_max_batch,
+        max_wait_s=cfg.embed_max_wait_ms / 1000.0,
+        max_batch_tokens=cfg.embed_max_batch_tokens,
     )
     servicer = InferenceServicer(engine, embeddings, cfg.max_tokens_limit)
 

@@ -127,12 +127,20 @@ def singles(embedder: Embedder) -> npt.NDArray[np.float32]:
     return np.stack([embedder.embed([r.text])[0] for r in REFERENCES])
 
 
-@pytest.mark.parametrize("batch_size", [3, 32])
+@pytest.mark.parametrize(
+    ("batch_size", "max_batch_tokens"),
+    [
+        (3, 1 << 20),  # row-limited batches
+        (32, 1 << 20),  # one batch padded to 256 tokens, the 2-token empty string included
+        (32, 300),  # token-limited: the 256-token text alone, the short ones together
+        (32, 1),  # budget below any text: every text still runs, alone
+    ],
+)
 def test_padding_and_batching_do_not_change_vectors(
-    embedder: Embedder, singles: npt.NDArray[np.float32], batch_size: int
+    embedder: Embedder, singles: npt.NDArray[np.float32], batch_size: int, max_batch_tokens: int
 ) -> None:
-    # batch_size 32 puts every text in one batch padded to 256 tokens, the 2-token empty string included.
-    batched = embedder.embed([r.text for r in REFERENCES], batch_size=batch_size)
+    texts = [r.text for r in REFERENCES]
+    batched = embedder.embed(texts, batch_size=batch_size, max_batch_tokens=max_batch_tokens)
     np.testing.assert_allclose(batched, singles, atol=1e-5, rtol=0)
 
 
@@ -156,3 +164,5 @@ def test_empty_strings_are_embedded(embedder: Embedder) -> None:
 def test_rejects_non_positive_batch_size(embedder: Embedder) -> None:
     with pytest.raises(ValueError, match="batch_size"):
         embedder.embed(["hi"], batch_size=0)
+    with pytest.raises(ValueError, match="max_batch_tokens"):
+        embedder.embed(["hi"], max_batch_tokens=0)

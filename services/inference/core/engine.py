@@ -33,7 +33,7 @@ from enum import Enum
 
 import numpy as np
 
-from services.inference.core.embedder import Embedder
+from services.inference.core.embedder import DEFAULT_MAX_BATCH_TOKENS, Embedder
 from services.inference.core.generator import (
     DecoderModel,
     FinishReason,
@@ -509,21 +509,31 @@ class EmbeddingWorker:
     """Batched embeddings with dynamic batching on one thread.
 
     Concurrent :meth:`embed` calls are merged: the worker takes the first waiting request, then keeps
-    collecting for up to ``max_wait_s`` or until ``max_batch`` texts, and runs them as one batch.
+    collecting for up to ``max_wait_s`` or until ``max_batch`` texts, and embeds them together. The
+    embedder sorts the merged texts by length and splits them into runs of at most
+    ``max_batch_tokens`` padded tokens, so a bigger merge means less padding, not bigger runs.
 
     Args:
         embedder: the loaded embedder.
-        max_batch: most texts per model batch.
+        max_batch: most texts merged into one pass.
         max_wait_s: longest a request waits for others to join its batch.
+        max_batch_tokens: most padded tokens per model run.
         start: start the worker thread now (tests queue requests first, then :meth:`start`).
     """
 
     def __init__(
-        self, embedder: Embedder, max_batch: int = 64, max_wait_s: float = 0.005, *, start: bool = True
+        self,
+        embedder: Embedder,
+        max_batch: int = 64,
+        max_wait_s: float = 0.005,
+        max_batch_tokens: int = DEFAULT_MAX_BATCH_TOKENS,
+        *,
+        start: bool = True,
     ) -> None:
         self.embedder = embedder
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
+        self.max_batch_tokens = max_batch_tokens
         self._inbox: queue.SimpleQueue[tuple[list[str], Callable[[object], object]] | None] = (
             queue.SimpleQueue()
         )
@@ -597,7 +607,9 @@ class EmbeddingWorker:
                 size += len(item[0])
             texts = [t for req, _ in batch for t in req]
             try:
-                vectors = self.embedder.embed(texts, batch_size=max(self.max_batch, 1))
+                vectors = self.embedder.embed(
+                    texts, batch_size=max(self.max_batch, 1), max_batch_tokens=self.max_batch_tokens
+                )
                 self.batches += 1
             except Exception as exc:  # delivered to every caller of this batch
                 for _, deliver in batch:
