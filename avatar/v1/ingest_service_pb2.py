@@ -23,71 +23,52 @@ _sym_db = _symbol_database.Default()
 
 
 from avatar.v1 import types_pb2 as avatar_dot_v1_dot_types__pb2
-from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x61vatar/v1/ingest_service.proto\x12\tavatar.v1\x1a\x15\x61vatar/v1/types.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"U\n\rIngestOptions\x12\x17\n\x0finclude_replies\x18\x01 \x01(\x08\x12\x17\n\x0finclude_reposts\x18\x02 \x01(\x08\x12\x12\n\ncsv_column\x18\x03 \x01(\t\"s\n\x0cUploadHeader\x12\x12\n\ncreator_id\x18\x01 \x01(\t\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\x12\x12\n\nsize_bytes\x18\x03 \x01(\x03\x12)\n\x07options\x18\x04 \x01(\x0b\x32\x18.avatar.v1.IngestOptions\"U\n\rUploadRequest\x12)\n\x06header\x18\x01 \x01(\x0b\x32\x17.avatar.v1.UploadHeaderH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\t\n\x07payload\"-\n\x0eUploadResponse\x12\x1b\n\x03job\x18\x01 \x01(\x0b\x32\x0e.avatar.v1.Job\"u\n\x11IngestPathRequest\x12\x12\n\ncreator_id\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12)\n\x07options\x18\x03 \x01(\x0b\x32\x18.avatar.v1.IngestOptions\x12\x13\n\x0b\x61sync_start\x18\x04 \x01(\x08\"1\n\x12IngestPathResponse\x12\x1b\n\x03job\x18\x01 \x01(\x0b\x32\x0e.avatar.v1.Job\"\x90\x02\n\nFileResult\x12\x0c\n\x04path\x18\x01 \x01(\t\x12%\n\x08platform\x18\x02 \x01(\x0e\x32\x13.avatar.v1.Platform\x12\x11\n\tdocuments\x18\x03 \x01(\x05\x12\x17\n\x0f\x63hunks_inserted\x18\x04 \x01(\x05\x12\x18\n\x10\x63hunks_unchanged\x18\x05 \x01(\x05\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12%\n\x06status\x18\x07 \x01(\x0e\x32\x15.avatar.v1.FileStatus\x12\x1b\n\x13\x64ocuments_unchanged\x18\x08 \x01(\x05\x12\x1a\n\x12\x64uplicates_dropped\x18\t \x01(\x05\x12\x18\n\x10records_excluded\x18\n \x01(\x05\"\xd4\x02\n\x03Job\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x12\n\ncreator_id\x18\x02 \x01(\t\x12\"\n\x05state\x18\x03 \x01(\x0e\x32\x13.avatar.v1.JobState\x12\x13\n\x0b\x66iles_total\x18\x04 \x01(\x05\x12\x12\n\nfiles_done\x18\x05 \x01(\x05\x12\x17\n\x0f\x63hunks_inserted\x18\x06 \x01(\x05\x12\x18\n\x10\x63hunks_unchanged\x18\x07 \x01(\x05\x12$\n\x05\x66iles\x18\x08 \x03(\x0b\x32\x15.avatar.v1.FileResult\x12.\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x65rror\x18\n \x01(\t\x12\x14\n\x0c\x66iles_failed\x18\x0b \x01(\x05\x12.\n\nupdated_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"-\n\x0eGetJobResponse\x12\x1b\n\x03job\x18\x01 \x01(\x0b\x32\x0e.avatar.v1.Job\"!\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"/\n\x10WatchJobResponse\x12\x1b\n\x03job\x18\x01 \x01(\x0b\x32\x0e.avatar.v1.Job\";\n%IngestServiceGetPersonaProfileRequest\x12\x12\n\ncreator_id\x18\x01 \x01(\t\"R\n&IngestServiceGetPersonaProfileResponse\x12(\n\x07profile\x18\x01 \x01(\x0b\x32\x17.avatar.v1.PersonaStyle\"\x9f\x01\n(IngestServiceUpdatePersonaProfileRequest\x12(\n\x07profile\x18\x01 \x01(\x0b\x32\x17.avatar.v1.PersonaStyle\x12/\n\x0bupdate_mask\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\x12\x18\n\x10\x65xpected_version\x18\x03 \x01(\x03\"U\n)IngestServiceUpdatePersonaProfileResponse\x12(\n\x07profile\x18\x01 \x01(\x0b\x32\x17.avatar.v1.PersonaStyle\"(\n\tStyleTerm\x12\x0c\n\x04term\x18\x01 \x01(\t\x12\r\n\x05\x63ount\x18\x02 \x01(\x05\"0\n\rStyleLanguage\x12\x10\n\x08language\x18\x01 \x01(\t\x12\r\n\x05share\x18\x02 \x01(\x02\"\x7f\n\nStatedFact\x12\'\n\x04kind\x18\x01 \x01(\x0e\x32\x19.avatar.v1.StatedFactKind\x12\x0c\n\x04text\x18\x02 \x01(\t\x12%\n\x08platform\x18\x03 \x01(\x0e\x32\x13.avatar.v1.Platform\x12\x13\n\x0b\x65xternal_id\x18\x04 \x01(\t\"\xfe\x03\n\x0cPersonaStyle\x12\x12\n\ncreator_id\x18\x01 \x01(\t\x12\x11\n\tdocuments\x18\x02 \x01(\x05\x12\x1b\n\x13mean_sentence_words\x18\x03 \x01(\x02\x12\x1d\n\x15median_sentence_words\x18\x04 \x01(\x02\x12\x16\n\x0e\x65moji_per_post\x18\x05 \x01(\x02\x12\'\n\ttop_emoji\x18\x06 \x03(\x0b\x32\x14.avatar.v1.StyleTerm\x12\x19\n\x11hashtags_per_post\x18\x07 \x01(\x02\x12*\n\x0ctop_hashtags\x18\x08 \x03(\x0b\x32\x14.avatar.v1.StyleTerm\x12/\n\x11signature_phrases\x18\t \x03(\x0b\x32\x14.avatar.v1.StyleTerm\x12$\n\x06topics\x18\n \x03(\x0b\x32\x14.avatar.v1.StyleTerm\x12+\n\tlanguages\x18\x0b \x03(\x0b\x32\x18.avatar.v1.StyleLanguage\x12$\n\x05\x66\x61\x63ts\x18\x0c \x03(\x0b\x32\x15.avatar.v1.StatedFact\x12\x0f\n\x07version\x18\r \x01(\x03\x12.\n\nupdated_at\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10\x63orrected_fields\x18\x0f \x03(\t\"r\n IngestServiceDeleteSourceRequest\x12\x12\n\ncreator_id\x18\x01 \x01(\t\x12%\n\x08platform\x18\x02 \x01(\x0e\x32\x13.avatar.v1.Platform\x12\x13\n\x0b\x65xternal_id\x18\x03 \x01(\t\"V\n!IngestServiceDeleteSourceResponse\x12\x16\n\x0e\x63hunks_deleted\x18\x01 \x01(\x05\x12\x19\n\x11\x64ocuments_deleted\x18\x02 \x01(\x05\"7\n!IngestServiceDeleteCreatorRequest\x12\x12\n\ncreator_id\x18\x01 \x01(\t\"U\n\"IngestServiceDeleteCreatorResponse\x12\x19\n\x11\x64ocuments_deleted\x18\x01 \x01(\x05\x12\x14\n\x0cjobs_deleted\x18\x02 \x01(\x05*\x81\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_QUEUED\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10JOB_STATE_FAILED\x10\x04*\xc8\x01\n\nFileStatus\x12\x1b\n\x17\x46ILE_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13\x46ILE_STATUS_PENDING\x10\x01\x12\x18\n\x14\x46ILE_STATUS_INGESTED\x10\x02\x12\x19\n\x15\x46ILE_STATUS_UNCHANGED\x10\x03\x12\x1b\n\x17\x46ILE_STATUS_UNSUPPORTED\x10\x04\x12\x17\n\x13\x46ILE_STATUS_INVALID\x10\x05\x12\x19\n\x15\x46ILE_STATUS_TOO_LARGE\x10\x06*\x84\x01\n\x0eStatedFactKind\x12 \n\x1cSTATED_FACT_KIND_UNSPECIFIED\x10\x00\x12\x19\n\x15STATED_FACT_KIND_OWNS\x10\x01\x12\x19\n\x15STATED_FACT_KIND_DOES\x10\x02\x12\x1a\n\x16STATED_FACT_KIND_NEVER\x10\x03\x32\xf8\x05\n\rIngestService\x12?\n\x06Upload\x12\x18.avatar.v1.UploadRequest\x1a\x19.avatar.v1.UploadResponse(\x01\x12I\n\nIngestPath\x12\x1c.avatar.v1.IngestPathRequest\x1a\x1d.avatar.v1.IngestPathResponse\x12=\n\x06GetJob\x12\x18.avatar.v1.GetJobRequest\x1a\x19.avatar.v1.GetJobResponse\x12\x45\n\x08WatchJob\x12\x1a.avatar.v1.WatchJobRequest\x1a\x1b.avatar.v1.WatchJobResponse0\x01\x12x\n\x11GetPersonaProfile\x12\x30.avatar.v1.IngestServiceGetPersonaProfileRequest\x1a\x31.avatar.v1.IngestServiceGetPersonaProfileResponse\x12\x81\x01\n\x14UpdatePersonaProfile\x12\x33.avatar.v1.IngestServiceUpdatePersonaProfileRequest\x1a\x34.avatar.v1.IngestServiceUpdatePersonaProfileResponse\x12i\n\x0c\x44\x65leteSource\x12+.avatar.v1.IngestServiceDeleteSourceRequest\x1a,.avatar.v1.IngestServiceDeleteSourceResponse\x12l\n\rDeleteCreator\x12,.avatar.v1.IngestServiceDeleteCreatorRequest\x1a-.avatar.v1.IngestServiceDeleteCreatorResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x61vatar/v1/ingest_service.proto\x12\tavatar.v1\x1a\x15\x61vatar/v1/types.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"U\n\rIngestOptions\x12\x17\n\x0finclude_replies\x18\x01 \x01(\x08\x12\x17\n\x0finclude_reposts\x18\x02 \x01(\x08\x12\x12\n\ncsv_column\x18\x03 \x01(\t\"s\n\x0cUploadHeader\x12\x12\n\ncreator_id\x18\x01 \x01(\t\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\x12\x12\n\nsize_bytes\x18\x03 \x01(\x03\x12)\n\x07options\x18\x04 \x01(\x0b\x32\x18.avatar.v1.IngestOptions\"U\n\rUploadRequest\x12)\n\x06header\x18\x01 \x01(\x0b\x32\x17.avatar.v1.UploadHeaderH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\t\n\x07payload\"-\n\x0eUploadResponse\x12\x1b\n\x03job\x18\x01 \x01(\x0b\x32\x0e.avatar.v1.Job\"u\n\x11IngestPathRequest\x12\x12\n\ncreator_id\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12)\n\x07options\x18\x03 \x01(\x0b\x32\x18.avatar.v1.IngestOptions\x12\x13\n\x0b\x61sync_start\x18\x04 \x01(\x08\"1\n\x12IngestPathResponse\x12\x1b\n\x03job\x18\x01 \x01(\x0b\x32\x0e.avatar.v1.Job\"\x90\x02\n\nFileResult\x12\x0c\n\x04path\x18\x01 \x01(\t\x12%\n\x08platform\x18\x02 \x01(\x0e\x32\x13.avatar.v1.Platform\x12\x11\n\tdocuments\x18\x03 \x01(\x05\x12\x17\n\x0f\x63hunks_inserted\x18\x04 \x01(\x05\x12\x18\n\x10\x63hunks_unchanged\x18\x05 \x01(\x05\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12%\n\x06status\x18\x07 \x01(\x0e\x32\x15.avatar.v1.FileStatus\x12\x1b\n\x13\x64ocuments_unchanged\x18\x08 \x01(\x05\x12\x1a\n\x12\x64uplicates_dropped\x18\t \x01(\x05\x12\x18\n\x10records_excluded\x18\n \x01(\x05\"\xd4\x02\n\x03Job\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x12\n\ncreator_id\x18\x02 \x01(\t\x12\"\n\x05state\x18\x03 \x01(\x0e\x32\x13.avatar.v1.JobState\x12\x13\n\x0b\x66iles_total\x18\x04 \x01(\x05\x12\x12\n\nfiles_done\x18\x05 \x01(\x05\x12\x17\n\x0f\x63hunks_inserted\x18\x06 \x01(\x05\x12\x18\n\x10\x63hunks_unchanged\x18\x07 \x01(\x05\x12$\n\x05\x66iles\x18\x08 \x03(\x0b\x32\x15.avatar.v1.FileResult\x12.\n\ncreated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x65rror\x18\n \x01(\t\x12\x14\n\x0c\x66iles_failed\x18\x0b \x01(\x05\x12.\n\nupdated_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x1f\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"-\n\x0eGetJobResponse\x12\x1b\n\x03job\x18\x01 \x01(\x0b\x32\x0e.avatar.v1.Job\"!\n\x0fWatchJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\"/\n\x10WatchJobResponse\x12\x1b\n\x03job\x18\x01 \x01(\x0b\x32\x0e.avatar.v1.Job\"r\n IngestServiceDeleteSourceRequest\x12\x12\n\ncreator_id\x18\x01 \x01(\t\x12%\n\x08platform\x18\x02 \x01(\x0e\x32\x13.avatar.v1.Platform\x12\x13\n\x0b\x65xternal_id\x18\x03 \x01(\t\"V\n!IngestServiceDeleteSourceResponse\x12\x16\n\x0e\x63hunks_deleted\x18\x01 \x01(\x05\x12\x19\n\x11\x64ocuments_deleted\x18\x02 \x01(\x05\"7\n!IngestServiceDeleteCreatorRequest\x12\x12\n\ncreator_id\x18\x01 \x01(\t\"U\n\"IngestServiceDeleteCreatorResponse\x12\x19\n\x11\x64ocuments_deleted\x18\x01 \x01(\x05\x12\x14\n\x0cjobs_deleted\x18\x02 \x01(\x05*\x81\x01\n\x08JobState\x12\x19\n\x15JOB_STATE_UNSPECIFIED\x10\x00\x12\x14\n\x10JOB_STATE_QUEUED\x10\x01\x12\x15\n\x11JOB_STATE_RUNNING\x10\x02\x12\x17\n\x13JOB_STATE_SUCCEEDED\x10\x03\x12\x14\n\x10JOB_STATE_FAILED\x10\x04*\xc8\x01\n\nFileStatus\x12\x1b\n\x17\x46ILE_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13\x46ILE_STATUS_PENDING\x10\x01\x12\x18\n\x14\x46ILE_STATUS_INGESTED\x10\x02\x12\x19\n\x15\x46ILE_STATUS_UNCHANGED\x10\x03\x12\x1b\n\x17\x46ILE_STATUS_UNSUPPORTED\x10\x04\x12\x17\n\x13\x46ILE_STATUS_INVALID\x10\x05\x12\x19\n\x15\x46ILE_STATUS_TOO_LARGE\x10\x06\x32\xfa\x03\n\rIngestService\x12?\n\x06Upload\x12\x18.avatar.v1.UploadRequest\x1a\x19.avatar.v1.UploadResponse(\x01\x12I\n\nIngestPath\x12\x1c.avatar.v1.IngestPathRequest\x1a\x1d.avatar.v1.IngestPathResponse\x12=\n\x06GetJob\x12\x18.avatar.v1.GetJobRequest\x1a\x19.avatar.v1.GetJobResponse\x12\x45\n\x08WatchJob\x12\x1a.avatar.v1.WatchJobRequest\x1a\x1b.avatar.v1.WatchJobResponse0\x01\x12i\n\x0c\x44\x65leteSource\x12+.avatar.v1.IngestServiceDeleteSourceRequest\x1a,.avatar.v1.IngestServiceDeleteSourceResponse\x12l\n\rDeleteCreator\x12,.avatar.v1.IngestServiceDeleteCreatorRequest\x1a-.avatar.v1.IngestServiceDeleteCreatorResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'avatar.v1.ingest_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_JOBSTATE']._serialized_start=2902
-  _globals['_JOBSTATE']._serialized_end=3031
-  _globals['_FILESTATUS']._serialized_start=3034
-  _globals['_FILESTATUS']._serialized_end=3234
-  _globals['_STATEDFACTKIND']._serialized_start=3237
-  _globals['_STATEDFACTKIND']._serialized_end=3369
-  _globals['_INGESTOPTIONS']._serialized_start=135
-  _globals['_INGESTOPTIONS']._serialized_end=220
-  _globals['_UPLOADHEADER']._serialized_start=222
-  _globals['_UPLOADHEADER']._serialized_end=337
-  _globals['_UPLOADREQUEST']._serialized_start=339
-  _globals['_UPLOADREQUEST']._serialized_end=424
-  _globals['_UPLOADRESPONSE']._serialized_start=426
-  _globals['_UPLOADRESPONSE']._serialized_end=471
-  _globals['_INGESTPATHREQUEST']._serialized_start=473
-  _globals['_INGESTPATHREQUEST']._serialized_end=590
-  _globals['_INGESTPATHRESPONSE']._serialized_start=592
-  _globals['_INGESTPATHRESPONSE']._serialized_end=641
-  _globals['_FILERESULT']._serialized_start=644
-  _globals['_FILERESULT']._serialized_end=916
-  _globals['_JOB']._serialized_start=919
-  _globals['_JOB']._serialized_end=1259
-  _globals['_GETJOBREQUEST']._serialized_start=1261
-  _globals['_GETJOBREQUEST']._serialized_end=1292
-  _globals['_GETJOBRESPONSE']._serialized_start=1294
-  _globals['_GETJOBRESPONSE']._serialized_end=1339
-  _globals['_WATCHJOBREQUEST']._serialized_start=1341
-  _globals['_WATCHJOBREQUEST']._serialized_end=1374
-  _globals['_WATCHJOBRESPONSE']._serialized_start=1376
-  _globals['_WATCHJOBRESPONSE']._serialized_end=1423
-  _globals['_INGESTSERVICEGETPERSONAPROFILEREQUEST']._serialized_start=1425
-  _globals['_INGESTSERVICEGETPERSONAPROFILEREQUEST']._serialized_end=1484
-  _globals['_INGESTSERVICEGETPERSONAPROFILERESPONSE']._serialized_start=1486
-  _globals['_INGESTSERVICEGETPERSONAPROFILERESPONSE']._serialized_end=1568
-  _globals['_INGESTSERVICEUPDATEPERSONAPROFILEREQUEST']._serialized_start=1571
-  _globals['_INGESTSERVICEUPDATEPERSONAPROFILEREQUEST']._serialized_end=1730
-  _globals['_INGESTSERVICEUPDATEPERSONAPROFILERESPONSE']._serialized_start=1732
-  _globals['_INGESTSERVICEUPDATEPERSONAPROFILERESPONSE']._serialized_end=1817
-  _globals['_STYLETERM']._serialized_start=1819
-  _globals['_STYLETERM']._serialized_end=1859
-  _globals['_STYLELANGUAGE']._serialized_start=1861
-  _globals['_STYLELANGUAGE']._serialized_end=1909
-  _globals['_STATEDFACT']._serialized_start=1911
-  _globals['_STATEDFACT']._serialized_end=2038
-  _globals['_PERSONASTYLE']._serialized_start=2041
-  _globals['_PERSONASTYLE']._serialized_end=2551
-  _globals['_INGESTSERVICEDELETESOURCEREQUEST']._serialized_start=2553
-  _globals['_INGESTSERVICEDELETESOURCEREQUEST']._serialized_end=2667
-  _globals['_INGESTSERVICEDELETESOURCERESPONSE']._serialized_start=2669
-  _globals['_INGESTSERVICEDELETESOURCERESPONSE']._serialized_end=2755
-  _globals['_INGESTSERVICEDELETECREATORREQUEST']._serialized_start=2757
-  _globals['_INGESTSERVICEDELETECREATORREQUEST']._serialized_end=2812
-  _globals['_INGESTSERVICEDELETECREATORRESPONSE']._serialized_start=2814
-  _globals['_INGESTSERVICEDELETECREATORRESPONSE']._serialized_end=2899
-  _globals['_INGESTSERVICE']._serialized_start=3372
-  _globals['_INGESTSERVICE']._serialized_end=4132
+  _globals['_JOBSTATE']._serialized_start=1740
+  _globals['_JOBSTATE']._serialized_end=1869
+  _globals['_FILESTATUS']._serialized_start=1872
+  _globals['_FILESTATUS']._serialized_end=2072
+  _globals['_INGESTOPTIONS']._serialized_start=101
+  _globals['_INGESTOPTIONS']._serialized_end=186
+  _globals['_UPLOADHEADER']._serialized_start=188
+  _globals['_UPLOADHEADER']._serialized_end=303
+  _globals['_UPLOADREQUEST']._serialized_start=305
+  _globals['_UPLOADREQUEST']._serialized_end=390
+  _globals['_UPLOADRESPONSE']._serialized_start=392
+  _globals['_UPLOADRESPONSE']._serialized_end=437
+  _globals['_INGESTPATHREQUEST']._serialized_start=439
+  _globals['_INGESTPATHREQUEST']._serialized_end=556
+  _globals['_INGESTPATHRESPONSE']._serialized_start=558
+  _globals['_INGESTPATHRESPONSE']._serialized_end=607
+  _globals['_FILERESULT']._serialized_start=610
+  _globals['_FILERESULT']._serialized_end=882
+  _globals['_JOB']._serialized_start=885
+  _globals['_JOB']._serialized_end=1225
+  _globals['_GETJOBREQUEST']._serialized_start=1227
+  _globals['_GETJOBREQUEST']._serialized_end=1258
+  _globals['_GETJOBRESPONSE']._serialized_start=1260
+  _globals['_GETJOBRESPONSE']._serialized_end=1305
+  _globals['_WATCHJOBREQUEST']._serialized_start=1307
+  _globals['_WATCHJOBREQUEST']._serialized_end=1340
+  _globals['_WATCHJOBRESPONSE']._serialized_start=1342
+  _globals['_WATCHJOBRESPONSE']._serialized_end=1389
+  _globals['_INGESTSERVICEDELETESOURCEREQUEST']._serialized_start=1391
+  _globals['_INGESTSERVICEDELETESOURCEREQUEST']._serialized_end=1505
+  _globals['_INGESTSERVICEDELETESOURCERESPONSE']._serialized_start=1507
+  _globals['_INGESTSERVICEDELETESOURCERESPONSE']._serialized_end=1593
+  _globals['_INGESTSERVICEDELETECREATORREQUEST']._serialized_start=1595
+  _globals['_INGESTSERVICEDELETECREATORREQUEST']._serialized_end=1650
+  _globals['_INGESTSERVICEDELETECREATORRESPONSE']._serialized_start=1652
+  _globals['_INGESTSERVICEDELETECREATORRESPONSE']._serialized_end=1737
+  _globals['_INGESTSERVICE']._serialized_start=2075
+  _globals['_INGESTSERVICE']._serialized_end=2581
 # @@protoc_insertion_point(module_scope)

@@ -55,16 +55,6 @@ class IngestServiceStub:
                 request_serializer=avatar_dot_v1_dot_ingest__service__pb2.WatchJobRequest.SerializeToString,
                 response_deserializer=avatar_dot_v1_dot_ingest__service__pb2.WatchJobResponse.FromString,
                 _registered_method=True)
-        self.GetPersonaProfile = channel.unary_unary(
-                '/avatar.v1.IngestService/GetPersonaProfile',
-                request_serializer=avatar_dot_v1_dot_ingest__service__pb2.IngestServiceGetPersonaProfileRequest.SerializeToString,
-                response_deserializer=avatar_dot_v1_dot_ingest__service__pb2.IngestServiceGetPersonaProfileResponse.FromString,
-                _registered_method=True)
-        self.UpdatePersonaProfile = channel.unary_unary(
-                '/avatar.v1.IngestService/UpdatePersonaProfile',
-                request_serializer=avatar_dot_v1_dot_ingest__service__pb2.IngestServiceUpdatePersonaProfileRequest.SerializeToString,
-                response_deserializer=avatar_dot_v1_dot_ingest__service__pb2.IngestServiceUpdatePersonaProfileResponse.FromString,
-                _registered_method=True)
         self.DeleteSource = channel.unary_unary(
                 '/avatar.v1.IngestService/DeleteSource',
                 request_serializer=avatar_dot_v1_dot_ingest__service__pb2.IngestServiceDeleteSourceRequest.SerializeToString,
@@ -109,20 +99,6 @@ class IngestServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def GetPersonaProfile(self, request, context):
-        """Reads the creator's persona (style) profile computed from their ingested content.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
-    def UpdatePersonaProfile(self, request, context):
-        """Corrects fields of the persona profile; corrected fields survive later re-computation.
-        """
-        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
-        context.set_details('Method not implemented!')
-        raise NotImplementedError('Method not implemented!')
-
     def DeleteSource(self, request, context):
         """Removes one source item everywhere: memory chunks and embeddings, ingest caches, the profile's input.
         """
@@ -131,7 +107,7 @@ class IngestServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DeleteCreator(self, request, context):
-        """Removes everything derived from a creator's content: memory, jobs, caches and persona profile.
+        """Removes everything derived from a creator's content: memory (persona profile included), jobs, caches.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -159,16 +135,6 @@ def add_IngestServiceServicer_to_server(servicer, server):
                     servicer.WatchJob,
                     request_deserializer=avatar_dot_v1_dot_ingest__service__pb2.WatchJobRequest.FromString,
                     response_serializer=avatar_dot_v1_dot_ingest__service__pb2.WatchJobResponse.SerializeToString,
-            ),
-            'GetPersonaProfile': grpc.unary_unary_rpc_method_handler(
-                    servicer.GetPersonaProfile,
-                    request_deserializer=avatar_dot_v1_dot_ingest__service__pb2.IngestServiceGetPersonaProfileRequest.FromString,
-                    response_serializer=avatar_dot_v1_dot_ingest__service__pb2.IngestServiceGetPersonaProfileResponse.SerializeToString,
-            ),
-            'UpdatePersonaProfile': grpc.unary_unary_rpc_method_handler(
-                    servicer.UpdatePersonaProfile,
-                    request_deserializer=avatar_dot_v1_dot_ingest__service__pb2.IngestServiceUpdatePersonaProfileRequest.FromString,
-                    response_serializer=avatar_dot_v1_dot_ingest__service__pb2.IngestServiceUpdatePersonaProfileResponse.SerializeToString,
             ),
             'DeleteSource': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteSource,
@@ -290,60 +256,6 @@ class IngestService:
             '/avatar.v1.IngestService/WatchJob',
             avatar_dot_v1_dot_ingest__service__pb2.WatchJobRequest.SerializeToString,
             avatar_dot_v1_dot_ingest__service__pb2.WatchJobResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def GetPersonaProfile(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/avatar.v1.IngestService/GetPersonaProfile',
-            avatar_dot_v1_dot_ingest__service__pb2.IngestServiceGetPersonaProfileRequest.SerializeToString,
-            avatar_dot_v1_dot_ingest__service__pb2.IngestServiceGetPersonaProfileResponse.FromString,
-            options,
-            channel_credentials,
-            insecure,
-            call_credentials,
-            compression,
-            wait_for_ready,
-            timeout,
-            metadata,
-            _registered_method=True)
-
-    @staticmethod
-    def UpdatePersonaProfile(request,
-            target,
-            options=(),
-            channel_credentials=None,
-            call_credentials=None,
-            insecure=False,
-            compression=None,
-            wait_for_ready=None,
-            timeout=None,
-            metadata=None):
-        return grpc.experimental.unary_unary(
-            request,
-            target,
-            '/avatar.v1.IngestService/UpdatePersonaProfile',
-            avatar_dot_v1_dot_ingest__service__pb2.IngestServiceUpdatePersonaProfileRequest.SerializeToString,
-            avatar_dot_v1_dot_ingest__service__pb2.IngestServiceUpdatePersonaProfileResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -41,14 +41,10 @@ class IngestServiceStub:
     """Reads a job's current state."""
     WatchJob: _grpc.UnaryStreamMultiCallable[_ingest_service_pb2.WatchJobRequest, _ingest_service_pb2.WatchJobResponse]
     """Streams a job's progress until it ends; works for jobs started by any call or replica."""
-    GetPersonaProfile: _grpc.UnaryUnaryMultiCallable[_ingest_service_pb2.IngestServiceGetPersonaProfileRequest, _ingest_service_pb2.IngestServiceGetPersonaProfileResponse]
-    """Reads the creator's persona (style) profile computed from their ingested content."""
-    UpdatePersonaProfile: _grpc.UnaryUnaryMultiCallable[_ingest_service_pb2.IngestServiceUpdatePersonaProfileRequest, _ingest_service_pb2.IngestServiceUpdatePersonaProfileResponse]
-    """Corrects fields of the persona profile; corrected fields survive later re-computation."""
     DeleteSource: _grpc.UnaryUnaryMultiCallable[_ingest_service_pb2.IngestServiceDeleteSourceRequest, _ingest_service_pb2.IngestServiceDeleteSourceResponse]
     """Removes one source item everywhere: memory chunks and embeddings, ingest caches, the profile's input."""
     DeleteCreator: _grpc.UnaryUnaryMultiCallable[_ingest_service_pb2.IngestServiceDeleteCreatorRequest, _ingest_service_pb2.IngestServiceDeleteCreatorResponse]
-    """Removes everything derived from a creator's content: memory, jobs, caches and persona profile."""
+    """Removes everything derived from a creator's content: memory (persona profile included), jobs, caches."""
 
 @_typing.type_check_only
 class IngestServiceAsyncStub(IngestServiceStub):
@@ -63,14 +59,10 @@ class IngestServiceAsyncStub(IngestServiceStub):
     """Reads a job's current state."""
     WatchJob: _aio.UnaryStreamMultiCallable[_ingest_service_pb2.WatchJobRequest, _ingest_service_pb2.WatchJobResponse]  # type: ignore[assignment]
     """Streams a job's progress until it ends; works for jobs started by any call or replica."""
-    GetPersonaProfile: _aio.UnaryUnaryMultiCallable[_ingest_service_pb2.IngestServiceGetPersonaProfileRequest, _ingest_service_pb2.IngestServiceGetPersonaProfileResponse]  # type: ignore[assignment]
-    """Reads the creator's persona (style) profile computed from their ingested content."""
-    UpdatePersonaProfile: _aio.UnaryUnaryMultiCallable[_ingest_service_pb2.IngestServiceUpdatePersonaProfileRequest, _ingest_service_pb2.IngestServiceUpdatePersonaProfileResponse]  # type: ignore[assignment]
-    """Corrects fields of the persona profile; corrected fields survive later re-computation."""
     DeleteSource: _aio.UnaryUnaryMultiCallable[_ingest_service_pb2.IngestServiceDeleteSourceRequest, _ingest_service_pb2.IngestServiceDeleteSourceResponse]  # type: ignore[assignment]
     """Removes one source item everywhere: memory chunks and embeddings, ingest caches, the profile's input."""
     DeleteCreator: _aio.UnaryUnaryMultiCallable[_ingest_service_pb2.IngestServiceDeleteCreatorRequest, _ingest_service_pb2.IngestServiceDeleteCreatorResponse]  # type: ignore[assignment]
-    """Removes everything derived from a creator's content: memory, jobs, caches and persona profile."""
+    """Removes everything derived from a creator's content: memory (persona profile included), jobs, caches."""
 
 class IngestServiceServicer(metaclass=_abc_1.ABCMeta):
     """Creator exports in; chunks and embeddings into memory out."""
@@ -108,22 +100,6 @@ class IngestServiceServicer(metaclass=_abc_1.ABCMeta):
         """Streams a job's progress until it ends; works for jobs started by any call or replica."""
 
     @_abc_1.abstractmethod
-    def GetPersonaProfile(
-        self,
-        request: _ingest_service_pb2.IngestServiceGetPersonaProfileRequest,
-        context: _ServicerContext,
-    ) -> _typing.Union[_ingest_service_pb2.IngestServiceGetPersonaProfileResponse, _abc.Awaitable[_ingest_service_pb2.IngestServiceGetPersonaProfileResponse]]:
-        """Reads the creator's persona (style) profile computed from their ingested content."""
-
-    @_abc_1.abstractmethod
-    def UpdatePersonaProfile(
-        self,
-        request: _ingest_service_pb2.IngestServiceUpdatePersonaProfileRequest,
-        context: _ServicerContext,
-    ) -> _typing.Union[_ingest_service_pb2.IngestServiceUpdatePersonaProfileResponse, _abc.Awaitable[_ingest_service_pb2.IngestServiceUpdatePersonaProfileResponse]]:
-        """Corrects fields of the persona profile; corrected fields survive later re-computation."""
-
-    @_abc_1.abstractmethod
     def DeleteSource(
         self,
         request: _ingest_service_pb2.IngestServiceDeleteSourceRequest,
@@ -137,6 +113,6 @@ class IngestServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _ingest_service_pb2.IngestServiceDeleteCreatorRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_ingest_service_pb2.IngestServiceDeleteCreatorResponse, _abc.Awaitable[_ingest_service_pb2.IngestServiceDeleteCreatorResponse]]:
-        """Removes everything derived from a creator's content: memory, jobs, caches and persona profile."""
+        """Removes everything derived from a creator's content: memory (persona profile included), jobs, caches."""
 
 def add_IngestServiceServicer_to_server(servicer: IngestServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

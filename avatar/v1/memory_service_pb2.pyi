@@ -6,8 +6,8 @@ isort:skip_file
 from avatar.v1 import types_pb2 as _types_pb2
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
-from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
@@ -73,6 +73,34 @@ TURN_ROLE_FAN: TurnRole.ValueType  # 1
 TURN_ROLE_AVATAR: TurnRole.ValueType  # 2
 """The creator's avatar."""
 Global___TurnRole: _TypeAlias = TurnRole  # noqa: Y015
+
+class _StatedFactKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _StatedFactKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_StatedFactKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    STATED_FACT_KIND_UNSPECIFIED: _StatedFactKind.ValueType  # 0
+    """Not set."""
+    STATED_FACT_KIND_OWNS: _StatedFactKind.ValueType  # 1
+    """Something they own or have ("I own one Dutch oven")."""
+    STATED_FACT_KIND_DOES: _StatedFactKind.ValueType  # 2
+    """Something they do ("I teach a rye class every April")."""
+    STATED_FACT_KIND_NEVER: _StatedFactKind.ValueType  # 3
+    """Something they never do ("I never use commercial yeast")."""
+
+class StatedFactKind(_StatedFactKind, metaclass=_StatedFactKindEnumTypeWrapper):
+    """Kind of fact a creator stated about themselves."""
+
+STATED_FACT_KIND_UNSPECIFIED: StatedFactKind.ValueType  # 0
+"""Not set."""
+STATED_FACT_KIND_OWNS: StatedFactKind.ValueType  # 1
+"""Something they own or have ("I own one Dutch oven")."""
+STATED_FACT_KIND_DOES: StatedFactKind.ValueType  # 2
+"""Something they do ("I teach a rye class every April")."""
+STATED_FACT_KIND_NEVER: StatedFactKind.ValueType  # 3
+"""Something they never do ("I never use commercial yeast")."""
+Global___StatedFactKind: _TypeAlias = StatedFactKind  # noqa: Y015
 
 @_typing.final
 class ChunkInput(_message.Message):
@@ -834,38 +862,182 @@ class ForgetFanResponse(_message.Message):
 Global___ForgetFanResponse: _TypeAlias = ForgetFanResponse  # noqa: Y015
 
 @_typing.final
+class StyleTerm(_message.Message):
+    """A term and how many documents use it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TERM_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    term: _builtins.str
+    """The term (a word, hashtag, emoji or phrase)."""
+    count: _builtins.int
+    """Documents it occurs in."""
+    def __init__(
+        self,
+        *,
+        term: _builtins.str = ...,
+        count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "term", b"term"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StyleTerm: _TypeAlias = StyleTerm  # noqa: Y015
+
+@_typing.final
+class StyleLanguage(_message.Message):
+    """Share of documents in one language."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LANGUAGE_FIELD_NUMBER: _builtins.int
+    SHARE_FIELD_NUMBER: _builtins.int
+    language: _builtins.str
+    """ISO 639-1 code, e.g. "en"."""
+    share: _builtins.float
+    """Fraction of documents in [0, 1]."""
+    def __init__(
+        self,
+        *,
+        language: _builtins.str = ...,
+        share: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["language", b"language", "share", b"share"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StyleLanguage: _TypeAlias = StyleLanguage  # noqa: Y015
+
+@_typing.final
+class StatedFact(_message.Message):
+    """A fact the creator stated, with where they said it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    PLATFORM_FIELD_NUMBER: _builtins.int
+    EXTERNAL_ID_FIELD_NUMBER: _builtins.int
+    kind: Global___StatedFactKind.ValueType
+    """Kind of fact."""
+    text: _builtins.str
+    """The sentence, as the creator wrote it."""
+    platform: _types_pb2.Platform.ValueType
+    """Platform of the source that says it (unspecified for a fact the creator added by hand)."""
+    external_id: _builtins.str
+    """External id of that source."""
+    def __init__(
+        self,
+        *,
+        kind: Global___StatedFactKind.ValueType = ...,
+        text: _builtins.str = ...,
+        platform: _types_pb2.Platform.ValueType = ...,
+        external_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["external_id", b"external_id", "kind", b"kind", "platform", b"platform", "text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StatedFact: _TypeAlias = StatedFact  # noqa: Y015
+
+@_typing.final
 class PersonaProfile(_message.Message):
-    """A creator's persona (style) profile."""
+    """How a creator writes, computed by ingest from their content and corrected by the creator; the
+    gateway renders it into the persona prompt.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     CREATOR_ID_FIELD_NUMBER: _builtins.int
-    PROFILE_FIELD_NUMBER: _builtins.int
+    DOCUMENTS_FIELD_NUMBER: _builtins.int
+    MEAN_SENTENCE_WORDS_FIELD_NUMBER: _builtins.int
+    MEDIAN_SENTENCE_WORDS_FIELD_NUMBER: _builtins.int
+    EMOJI_PER_POST_FIELD_NUMBER: _builtins.int
+    TOP_EMOJI_FIELD_NUMBER: _builtins.int
+    HASHTAGS_PER_POST_FIELD_NUMBER: _builtins.int
+    TOP_HASHTAGS_FIELD_NUMBER: _builtins.int
+    SIGNATURE_PHRASES_FIELD_NUMBER: _builtins.int
+    TOPICS_FIELD_NUMBER: _builtins.int
+    LANGUAGES_FIELD_NUMBER: _builtins.int
+    FACTS_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
+    CORRECTED_FIELDS_FIELD_NUMBER: _builtins.int
     creator_id: _builtins.str
     """The creator."""
+    documents: _builtins.int
+    """Documents the profile was computed from."""
+    mean_sentence_words: _builtins.float
+    """Mean words per sentence."""
+    median_sentence_words: _builtins.float
+    """Median words per sentence."""
+    emoji_per_post: _builtins.float
+    """Emoji per document, on average."""
+    hashtags_per_post: _builtins.float
+    """Hashtags per document, on average."""
     version: _builtins.int
-    """Bumped by every write, from 1."""
+    """Bumped by every change (a re-computation that changes something, or a correction), from 1."""
     @_builtins.property
-    def profile(self) -> _struct_pb2.Struct:
-        """The profile as computed by ingest (opaque to memory; numbers come back as doubles)."""
+    def top_emoji(self) -> _containers.RepeatedCompositeFieldContainer[Global___StyleTerm]:
+        """Most used emoji."""
+
+    @_builtins.property
+    def top_hashtags(self) -> _containers.RepeatedCompositeFieldContainer[Global___StyleTerm]:
+        """Most used hashtags."""
+
+    @_builtins.property
+    def signature_phrases(self) -> _containers.RepeatedCompositeFieldContainer[Global___StyleTerm]:
+        """Phrases the creator keeps using."""
+
+    @_builtins.property
+    def topics(self) -> _containers.RepeatedCompositeFieldContainer[Global___StyleTerm]:
+        """Frequent topics (content words)."""
+
+    @_builtins.property
+    def languages(self) -> _containers.RepeatedCompositeFieldContainer[Global___StyleLanguage]:
+        """Languages written in."""
+
+    @_builtins.property
+    def facts(self) -> _containers.RepeatedCompositeFieldContainer[Global___StatedFact]:
+        """What the creator says they own, do and never do."""
 
     @_builtins.property
     def updated_at(self) -> _timestamp_pb2.Timestamp:
-        """When it was last written."""
+        """When it last changed."""
+
+    @_builtins.property
+    def corrected_fields(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Fields the creator corrected; re-computation leaves them as corrected."""
 
     def __init__(
         self,
         *,
         creator_id: _builtins.str = ...,
-        profile: _struct_pb2.Struct | None = ...,
+        documents: _builtins.int = ...,
+        mean_sentence_words: _builtins.float = ...,
+        median_sentence_words: _builtins.float = ...,
+        emoji_per_post: _builtins.float = ...,
+        top_emoji: _abc.Iterable[Global___StyleTerm] | None = ...,
+        hashtags_per_post: _builtins.float = ...,
+        top_hashtags: _abc.Iterable[Global___StyleTerm] | None = ...,
+        signature_phrases: _abc.Iterable[Global___StyleTerm] | None = ...,
+        topics: _abc.Iterable[Global___StyleTerm] | None = ...,
+        languages: _abc.Iterable[Global___StyleLanguage] | None = ...,
+        facts: _abc.Iterable[Global___StatedFact] | None = ...,
         version: _builtins.int = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
+        corrected_fields: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["profile", b"profile", "updated_at", b"updated_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["creator_id", b"creator_id", "profile", b"profile", "updated_at", b"updated_at", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["corrected_fields", b"corrected_fields", "creator_id", b"creator_id", "documents", b"documents", "emoji_per_post", b"emoji_per_post", "facts", b"facts", "hashtags_per_post", b"hashtags_per_post", "languages", b"languages", "mean_sentence_words", b"mean_sentence_words", "median_sentence_words", b"median_sentence_words", "signature_phrases", b"signature_phrases", "top_emoji", b"top_emoji", "top_hashtags", b"top_hashtags", "topics", b"topics", "updated_at", b"updated_at", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -902,7 +1074,7 @@ class GetPersonaProfileResponse(_message.Message):
     PROFILE_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def profile(self) -> Global___PersonaProfile:
-        """The profile."""
+        """The profile, corrections applied."""
 
     def __init__(
         self,
@@ -918,8 +1090,72 @@ class GetPersonaProfileResponse(_message.Message):
 Global___GetPersonaProfileResponse: _TypeAlias = GetPersonaProfileResponse  # noqa: Y015
 
 @_typing.final
+class UpdatePersonaProfileRequest(_message.Message):
+    """Corrects a creator's persona profile."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CREATOR_ID_FIELD_NUMBER: _builtins.int
+    PROFILE_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
+    EXPECTED_VERSION_FIELD_NUMBER: _builtins.int
+    creator_id: _builtins.str
+    """The creator."""
+    expected_version: _builtins.int
+    """The version read; a different stored version fails with ABORTED. 0 skips the check."""
+    @_builtins.property
+    def profile(self) -> Global___PersonaProfile:
+        """The corrected values; only the fields named in update_mask are read (creator_id, version,
+        updated_at and corrected_fields never are).
+        """
+
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask:
+        """Which fields to take from `profile` (paths like "facts", "topics", "signature_phrases")."""
+
+    def __init__(
+        self,
+        *,
+        creator_id: _builtins.str = ...,
+        profile: Global___PersonaProfile | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
+        expected_version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["profile", b"profile", "update_mask", b"update_mask"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["creator_id", b"creator_id", "expected_version", b"expected_version", "profile", b"profile", "update_mask", b"update_mask"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdatePersonaProfileRequest: _TypeAlias = UpdatePersonaProfileRequest  # noqa: Y015
+
+@_typing.final
+class UpdatePersonaProfileResponse(_message.Message):
+    """The profile after the correction."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROFILE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def profile(self) -> Global___PersonaProfile:
+        """The profile, corrections applied."""
+
+    def __init__(
+        self,
+        *,
+        profile: Global___PersonaProfile | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["profile", b"profile"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["profile", b"profile"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdatePersonaProfileResponse: _TypeAlias = UpdatePersonaProfileResponse  # noqa: Y015
+
+@_typing.final
 class PutPersonaProfileRequest(_message.Message):
-    """Stores a creator's persona profile."""
+    """Stores the computed part of a creator's persona profile."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -931,14 +1167,14 @@ class PutPersonaProfileRequest(_message.Message):
     expected_version: _builtins.int
     """0 writes unconditionally; otherwise the stored version must be this one (else ABORTED)."""
     @_builtins.property
-    def profile(self) -> _struct_pb2.Struct:
-        """The profile, at most 256 KiB as JSON."""
+    def profile(self) -> Global___PersonaProfile:
+        """The computed profile (creator_id, version, updated_at and corrected_fields are ignored)."""
 
     def __init__(
         self,
         *,
         creator_id: _builtins.str = ...,
-        profile: _struct_pb2.Struct | None = ...,
+        profile: Global___PersonaProfile | None = ...,
         expected_version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["profile", b"profile"]  # noqa: Y015
@@ -958,7 +1194,7 @@ class PutPersonaProfileResponse(_message.Message):
     PROFILE_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def profile(self) -> Global___PersonaProfile:
-        """The profile with its new version."""
+        """The profile, corrections applied, with its version (unchanged when the computation was)."""
 
     def __init__(
         self,

@@ -80,6 +80,11 @@ class MemoryServiceStub:
                 request_serializer=avatar_dot_v1_dot_memory__service__pb2.GetPersonaProfileRequest.SerializeToString,
                 response_deserializer=avatar_dot_v1_dot_memory__service__pb2.GetPersonaProfileResponse.FromString,
                 _registered_method=True)
+        self.UpdatePersonaProfile = channel.unary_unary(
+                '/avatar.v1.MemoryService/UpdatePersonaProfile',
+                request_serializer=avatar_dot_v1_dot_memory__service__pb2.UpdatePersonaProfileRequest.SerializeToString,
+                response_deserializer=avatar_dot_v1_dot_memory__service__pb2.UpdatePersonaProfileResponse.FromString,
+                _registered_method=True)
         self.PutPersonaProfile = channel.unary_unary(
                 '/avatar.v1.MemoryService/PutPersonaProfile',
                 request_serializer=avatar_dot_v1_dot_memory__service__pb2.PutPersonaProfileRequest.SerializeToString,
@@ -164,14 +169,23 @@ class MemoryServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetPersonaProfile(self, request, context):
-        """Returns the creator's persona (style) profile.
+        """Returns the creator's persona (style) profile: as computed from their content, with the
+        creator's corrections applied. The one place the profile is read (creator console, gateway).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def UpdatePersonaProfile(self, request, context):
+        """Corrects fields of the persona profile (the creator's edit); corrected fields keep their
+        corrected value whatever later re-computations say.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def PutPersonaProfile(self, request, context):
-        """Stores the creator's persona (style) profile, as computed by ingest.
+        """Stores the profile computed by ingest; the creator's corrections are kept and still apply.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -245,6 +259,11 @@ def add_MemoryServiceServicer_to_server(servicer, server):
                     servicer.GetPersonaProfile,
                     request_deserializer=avatar_dot_v1_dot_memory__service__pb2.GetPersonaProfileRequest.FromString,
                     response_serializer=avatar_dot_v1_dot_memory__service__pb2.GetPersonaProfileResponse.SerializeToString,
+            ),
+            'UpdatePersonaProfile': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdatePersonaProfile,
+                    request_deserializer=avatar_dot_v1_dot_memory__service__pb2.UpdatePersonaProfileRequest.FromString,
+                    response_serializer=avatar_dot_v1_dot_memory__service__pb2.UpdatePersonaProfileResponse.SerializeToString,
             ),
             'PutPersonaProfile': grpc.unary_unary_rpc_method_handler(
                     servicer.PutPersonaProfile,
@@ -511,6 +530,33 @@ class MemoryService:
             '/avatar.v1.MemoryService/GetPersonaProfile',
             avatar_dot_v1_dot_memory__service__pb2.GetPersonaProfileRequest.SerializeToString,
             avatar_dot_v1_dot_memory__service__pb2.GetPersonaProfileResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdatePersonaProfile(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/avatar.v1.MemoryService/UpdatePersonaProfile',
+            avatar_dot_v1_dot_memory__service__pb2.UpdatePersonaProfileRequest.SerializeToString,
+            avatar_dot_v1_dot_memory__service__pb2.UpdatePersonaProfileResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -52,9 +52,15 @@ class MemoryServiceStub:
     ForgetFan: _grpc.UnaryUnaryMultiCallable[_memory_service_pb2.ForgetFanRequest, _memory_service_pb2.ForgetFanResponse]
     """Forgets a fan entirely (turns, conversations, summary, facts), or only some facts."""
     GetPersonaProfile: _grpc.UnaryUnaryMultiCallable[_memory_service_pb2.GetPersonaProfileRequest, _memory_service_pb2.GetPersonaProfileResponse]
-    """Returns the creator's persona (style) profile."""
+    """Returns the creator's persona (style) profile: as computed from their content, with the
+    creator's corrections applied. The one place the profile is read (creator console, gateway).
+    """
+    UpdatePersonaProfile: _grpc.UnaryUnaryMultiCallable[_memory_service_pb2.UpdatePersonaProfileRequest, _memory_service_pb2.UpdatePersonaProfileResponse]
+    """Corrects fields of the persona profile (the creator's edit); corrected fields keep their
+    corrected value whatever later re-computations say.
+    """
     PutPersonaProfile: _grpc.UnaryUnaryMultiCallable[_memory_service_pb2.PutPersonaProfileRequest, _memory_service_pb2.PutPersonaProfileResponse]
-    """Stores the creator's persona (style) profile, as computed by ingest."""
+    """Stores the profile computed by ingest; the creator's corrections are kept and still apply."""
     DeleteSource: _grpc.UnaryUnaryMultiCallable[_memory_service_pb2.DeleteSourceRequest, _memory_service_pb2.DeleteSourceResponse]
     """Removes one source item and everything derived from it."""
     DeleteCreator: _grpc.UnaryUnaryMultiCallable[_memory_service_pb2.DeleteCreatorRequest, _memory_service_pb2.DeleteCreatorResponse]
@@ -86,9 +92,15 @@ class MemoryServiceAsyncStub(MemoryServiceStub):
     ForgetFan: _aio.UnaryUnaryMultiCallable[_memory_service_pb2.ForgetFanRequest, _memory_service_pb2.ForgetFanResponse]  # type: ignore[assignment]
     """Forgets a fan entirely (turns, conversations, summary, facts), or only some facts."""
     GetPersonaProfile: _aio.UnaryUnaryMultiCallable[_memory_service_pb2.GetPersonaProfileRequest, _memory_service_pb2.GetPersonaProfileResponse]  # type: ignore[assignment]
-    """Returns the creator's persona (style) profile."""
+    """Returns the creator's persona (style) profile: as computed from their content, with the
+    creator's corrections applied. The one place the profile is read (creator console, gateway).
+    """
+    UpdatePersonaProfile: _aio.UnaryUnaryMultiCallable[_memory_service_pb2.UpdatePersonaProfileRequest, _memory_service_pb2.UpdatePersonaProfileResponse]  # type: ignore[assignment]
+    """Corrects fields of the persona profile (the creator's edit); corrected fields keep their
+    corrected value whatever later re-computations say.
+    """
     PutPersonaProfile: _aio.UnaryUnaryMultiCallable[_memory_service_pb2.PutPersonaProfileRequest, _memory_service_pb2.PutPersonaProfileResponse]  # type: ignore[assignment]
-    """Stores the creator's persona (style) profile, as computed by ingest."""
+    """Stores the profile computed by ingest; the creator's corrections are kept and still apply."""
     DeleteSource: _aio.UnaryUnaryMultiCallable[_memory_service_pb2.DeleteSourceRequest, _memory_service_pb2.DeleteSourceResponse]  # type: ignore[assignment]
     """Removes one source item and everything derived from it."""
     DeleteCreator: _aio.UnaryUnaryMultiCallable[_memory_service_pb2.DeleteCreatorRequest, _memory_service_pb2.DeleteCreatorResponse]  # type: ignore[assignment]
@@ -171,7 +183,19 @@ class MemoryServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _memory_service_pb2.GetPersonaProfileRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_memory_service_pb2.GetPersonaProfileResponse, _abc.Awaitable[_memory_service_pb2.GetPersonaProfileResponse]]:
-        """Returns the creator's persona (style) profile."""
+        """Returns the creator's persona (style) profile: as computed from their content, with the
+        creator's corrections applied. The one place the profile is read (creator console, gateway).
+        """
+
+    @_abc_1.abstractmethod
+    def UpdatePersonaProfile(
+        self,
+        request: _memory_service_pb2.UpdatePersonaProfileRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_memory_service_pb2.UpdatePersonaProfileResponse, _abc.Awaitable[_memory_service_pb2.UpdatePersonaProfileResponse]]:
+        """Corrects fields of the persona profile (the creator's edit); corrected fields keep their
+        corrected value whatever later re-computations say.
+        """
 
     @_abc_1.abstractmethod
     def PutPersonaProfile(
@@ -179,7 +203,7 @@ class MemoryServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _memory_service_pb2.PutPersonaProfileRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_memory_service_pb2.PutPersonaProfileResponse, _abc.Awaitable[_memory_service_pb2.PutPersonaProfileResponse]]:
-        """Stores the creator's persona (style) profile, as computed by ingest."""
+        """Stores the profile computed by ingest; the creator's corrections are kept and still apply."""
 
     @_abc_1.abstractmethod
     def DeleteSource(

@@ -84,8 +84,10 @@ RULES: dict[str, frozenset[Role] | None] = {
     "/avatar.v1.MemoryService/ListTurns": CREATOR,
     "/avatar.v1.MemoryService/ListConversations": CREATOR,
     "/avatar.v1.MemoryService/ForgetFan": CREATOR,
+    # The creator reads and corrects their persona profile here; only ingest writes what it
+    # computed (PutPersonaProfile stays internal: a creator corrects, never overwrites, the computation).
     "/avatar.v1.MemoryService/GetPersonaProfile": CREATOR,
-    "/avatar.v1.MemoryService/PutPersonaProfile": CREATOR,
+    "/avatar.v1.MemoryService/UpdatePersonaProfile": CREATOR,
     "/avatar.v1.InferenceService/": INTERNAL,
 }
 

@@ -1,33 +1,27 @@
-"""Postgres implementation of the pipeline's `IngestRecords` port, plus persona and deletion queries."""
+"""Postgres implementation of the pipeline's `IngestRecords` port, plus deletion queries.
+
+The persona profile is not here: memory owns it (ingest computes it and writes it through
+MemoryService.PutPersonaProfile).
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, fields
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import grpc
 from psycopg_pool import AsyncConnectionPool
 
 from services.common.db import apply_migrations, open_pool
-from services.common.errors import AvatarError, InvalidArgument, NotFound
+from services.common.errors import NotFound
 from services.ingest.core.jobs import FileOutcome, FileStatus, Job, JobState
-from services.ingest.core.persona import Fact, SourceText, StyleProfile
+from services.ingest.core.persona import SourceText
 from services.ingest.core.pipeline import KnownDocument, SourceKey, StoredDocument
 from services.ingest.core.types import ParseOptions
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
-#: Profile fields a creator may correct (proto field names of PersonaStyle).
-CORRECTABLE = frozenset(f.name for f in fields(StyleProfile)) - {"documents"}
-
-
-class VersionConflict(AvatarError):
-    """The persona profile changed since the caller read it."""
-
-    code = grpc.StatusCode.ABORTED
 
 
 def _options_json(options: ParseOptions) -> str:
@@ -39,28 +33,8 @@ def _options_from(raw: dict[str, Any]) -> ParseOptions:
     return ParseOptions(**{k: v for k, v in raw.items() if k in known})
 
 
-def profile_to_json(profile: StyleProfile) -> dict[str, Any]:
-    """A profile as JSON-able data."""
-    return asdict(profile)
-
-
-def profile_from_json(data: dict[str, Any]) -> StyleProfile:
-    """A profile from `profile_to_json` data (missing fields default)."""
-    values: dict[str, Any] = {}
-    for f in fields(StyleProfile):
-        if f.name not in data:
-            continue
-        value = data[f.name]
-        if f.name == "facts":
-            value = [Fact(**fact) for fact in value]
-        elif isinstance(value, list):
-            value = [tuple(item) for item in value]
-        values[f.name] = value
-    return StyleProfile(**values)
-
-
 class PostgresRecords:
-    """Jobs, files, documents and persona profiles in the ingest service's own tables."""
+    """Jobs, files and documents in the ingest service's own tables."""
 
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self._pool = pool
@@ -243,14 +217,13 @@ class PostgresRecords:
         async with self._pool.connection() as conn, conn.transaction():
             docs = await conn.execute("DELETE FROM ingest_documents WHERE creator_id = %s", (creator_id,))
             jobs = await conn.execute("DELETE FROM ingest_jobs WHERE creator_id = %s", (creator_id,))
-            await conn.execute("DELETE FROM ingest_persona_profiles WHERE creator_id = %s", (creator_id,))
             return docs.rowcount, jobs.rowcount
 
     async def count_creator_rows(self, creator_id: str) -> dict[str, int]:
         """Rows the creator has in each ingest table (deletion tests and operators use it)."""
         out: dict[str, int] = {}
         async with self._pool.connection() as conn:
-            for table in ("ingest_documents", "ingest_jobs", "ingest_persona_profiles"):
+            for table in ("ingest_documents", "ingest_jobs"):
                 cur = await conn.execute(f"SELECT count(*) FROM {table} WHERE creator_id = %s", (creator_id,))
                 row = await cur.fetchone()
                 out[table] = int(row[0]) if row else 0
@@ -265,70 +238,6 @@ class PostgresRecords:
                 (creator_id,),
             )
             return [SourceText(r[0], r[1], r[2]) for r in await cur.fetchall()]
-
-    # --- persona --------------------------------------------------------------------------------
-
-    async def save_profile(self, creator_id: str, profile: StyleProfile) -> None:
-        """Store a freshly computed profile, keeping the creator's corrections."""
-        async with self._pool.connection() as conn:
-            await conn.execute(
-                """INSERT INTO ingest_persona_profiles (creator_id, computed) VALUES (%s, %s)
-                   ON CONFLICT (creator_id) DO UPDATE SET computed = EXCLUDED.computed,
-                       version = ingest_persona_profiles.version + 1, updated_at = now()""",
-                (creator_id, json.dumps(profile_to_json(profile))),
-            )
-
-    async def load_profile(self, creator_id: str) -> tuple[StyleProfile, list[str], int, datetime]:
-        """The effective profile (corrections applied), corrected field names, version, update time.
-
-        Raises:
-            NotFound: Nothing ingested for the creator yet.
-        """
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                """SELECT computed, corrections, version, updated_at FROM ingest_persona_profiles
-                   WHERE creator_id = %s""",
-                (creator_id,),
-            )
-            row = await cur.fetchone()
-        if row is None:
-            raise NotFound(f"no persona profile for creator {creator_id!r}: ingest their content first")
-        merged = {**row[0], **row[1]}
-        return profile_from_json(merged), sorted(row[1]), int(row[2]), row[3]
-
-    async def correct_profile(
-        self, creator_id: str, corrected: StyleProfile, paths: Sequence[str], expected_version: int
-    ) -> None:
-        """Store the creator's corrections of the named fields.
-
-        Raises:
-            InvalidArgument: An unknown or read-only field path, or no paths.
-            NotFound: No profile yet.
-            VersionConflict: ``expected_version`` is set and differs from the stored version.
-        """
-        if not paths:
-            raise InvalidArgument("update_mask must name at least one field")
-        bad = sorted(set(paths) - CORRECTABLE)
-        if bad:
-            raise InvalidArgument(f"update_mask: cannot correct {bad} (correctable: {sorted(CORRECTABLE)})")
-        data = profile_to_json(corrected)
-        patch = {p: data[p] for p in paths}
-        async with self._pool.connection() as conn, conn.transaction():
-            cur = await conn.execute(
-                "SELECT version FROM ingest_persona_profiles WHERE creator_id = %s FOR UPDATE", (creator_id,)
-            )
-            row = await cur.fetchone()
-            if row is None:
-                raise NotFound(f"no persona profile for creator {creator_id!r}: ingest their content first")
-            if expected_version and int(row[0]) != expected_version:
-                raise VersionConflict(
-                    f"persona profile of {creator_id!r} is at version {row[0]}, not {expected_version}"
-                )
-            await conn.execute(
-                """UPDATE ingest_persona_profiles SET corrections = corrections || %s::jsonb,
-                       version = version + 1, updated_at = now() WHERE creator_id = %s""",
-                (json.dumps(patch), creator_id),
-            )
 
 
 async def open_records(url: str, pool_size: int = 4) -> PostgresRecords:

@@ -1,4 +1,7 @@
-"""IngestService servicer: proto <-> pipeline, job running and watching, persona and deletion."""
+"""IngestService servicer: proto <-> pipeline, job running and watching, deletion.
+
+The persona profile ingest computes is written to memory, which owns it (MemoryService.*PersonaProfile).
+"""
 
 from __future__ import annotations
 
@@ -31,7 +34,7 @@ from services.ingest.config import IngestConfig
 from services.ingest.core.chunker import ChunkingParams
 from services.ingest.core.errors import IngestError, InvalidInput, TooLarge, UnsupportedFormat
 from services.ingest.core.jobs import FileStatus, Job, JobState, new_job
-from services.ingest.core.persona import Fact, StyleProfile
+from services.ingest.core.persona import StyleProfile
 from services.ingest.core.pipeline import Pipeline, StoredCounts, request_error
 from services.ingest.core.types import Chunk, ParseOptions
 from services.ingest.records import PostgresRecords, open_records
@@ -53,11 +56,10 @@ _FILE_STATUSES = {
     FileStatus.TOO_LARGE: pb.FILE_STATUS_TOO_LARGE,
 }
 _FACT_KINDS = {
-    "owns": pb.STATED_FACT_KIND_OWNS,
-    "does": pb.STATED_FACT_KIND_DOES,
-    "never": pb.STATED_FACT_KIND_NEVER,
+    "owns": mem_pb.STATED_FACT_KIND_OWNS,
+    "does": mem_pb.STATED_FACT_KIND_DOES,
+    "never": mem_pb.STATED_FACT_KIND_NEVER,
 }
-_FACT_NAMES = {v: k for k, v in _FACT_KINDS.items()}
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 _CREATOR_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 #: How often a watcher re-reads a job another replica is running.
@@ -96,15 +98,13 @@ def job_to_pb(job: Job) -> pb.Job:
     )
 
 
-def profile_to_pb(
-    creator_id: str, profile: StyleProfile, corrected: Sequence[str], version: int, updated_at: Any
-) -> pb.PersonaStyle:
-    """A stored profile as its proto."""
+def profile_to_pb(creator_id: str, profile: StyleProfile) -> mem_pb.PersonaProfile:
+    """A computed profile as memory stores it."""
 
-    def terms(items: Sequence[tuple[str, int]]) -> list[pb.StyleTerm]:
-        return [pb.StyleTerm(term=t, count=n) for t, n in items]
+    def terms(items: Sequence[tuple[str, int]]) -> list[mem_pb.StyleTerm]:
+        return [mem_pb.StyleTerm(term=t, count=n) for t, n in items]
 
-    return pb.PersonaStyle(
+    return mem_pb.PersonaProfile(
         creator_id=creator_id,
         documents=profile.documents,
         mean_sentence_words=profile.mean_sentence_words,
@@ -115,9 +115,9 @@ def profile_to_pb(
         top_hashtags=terms(profile.top_hashtags),
         signature_phrases=terms(profile.signature_phrases),
         topics=terms(profile.topics),
-        languages=[pb.StyleLanguage(language=lang, share=share) for lang, share in profile.languages],
+        languages=[mem_pb.StyleLanguage(language=lang, share=share) for lang, share in profile.languages],
         facts=[
-            pb.StatedFact(
+            mem_pb.StatedFact(
                 kind=_FACT_KINDS[f.kind],
                 text=f.text,
                 platform=platform_to_pb(f.platform),
@@ -125,34 +125,6 @@ def profile_to_pb(
             )
             for f in profile.facts
         ],
-        version=version,
-        updated_at=ts_to_pb(updated_at),
-        corrected_fields=list(corrected),
-    )
-
-
-def profile_from_pb(msg: pb.PersonaStyle) -> StyleProfile:
-    """A creator's corrected profile from the wire."""
-    facts = []
-    for i, f in enumerate(msg.facts):
-        if f.kind not in _FACT_NAMES:
-            raise InvalidArgument(f"profile.facts[{i}].kind must be OWNS, DOES or NEVER")
-        if not f.text.strip():
-            raise InvalidArgument(f"profile.facts[{i}].text must not be empty")
-        platform = platform_from_pb(f.platform) if f.platform else ""
-        facts.append(Fact(_FACT_NAMES[f.kind], f.text.strip(), platform, f.external_id))
-    return StyleProfile(
-        documents=msg.documents,
-        mean_sentence_words=msg.mean_sentence_words,
-        median_sentence_words=msg.median_sentence_words,
-        emoji_per_post=msg.emoji_per_post,
-        top_emoji=[(t.term, t.count) for t in msg.top_emoji],
-        hashtags_per_post=msg.hashtags_per_post,
-        top_hashtags=[(t.term, t.count) for t in msg.top_hashtags],
-        signature_phrases=[(t.term, t.count) for t in msg.signature_phrases],
-        topics=[(t.term, t.count) for t in msg.topics],
-        languages=[(lang.language, lang.share) for lang in msg.languages],
-        facts=facts,
     )
 
 
@@ -236,6 +208,15 @@ class MemoryWriter:
             mem_pb.GetCreatorStatsRequest(creator_id=creator_id), timeout=30
         )
         return int(reply.chunks)
+
+    async def save_profile(self, creator_id: str, profile: StyleProfile) -> None:
+        """PutPersonaProfile: memory keeps the creator's corrections over this computed profile."""
+        await self._stub.PutPersonaProfile(
+            mem_pb.PutPersonaProfileRequest(
+                creator_id=creator_id, profile=profile_to_pb(creator_id, profile)
+            ),
+            timeout=30,
+        )
 
     async def delete_source(self, creator_id: str, platform: int, external_id: str) -> int:
         """DeleteSource; 0 when memory has no such source."""
@@ -443,31 +424,6 @@ class IngestServicer(pb_grpc.IngestServiceServicer):
     async def WatchJob(self, request: pb.WatchJobRequest, context: Ctx) -> AsyncIterator[pb.WatchJobResponse]:
         async for job in self._runner.watch(request.job_id):
             yield pb.WatchJobResponse(job=job_to_pb(job))
-
-    async def GetPersonaProfile(
-        self, request: pb.IngestServiceGetPersonaProfileRequest, context: Ctx
-    ) -> pb.IngestServiceGetPersonaProfileResponse:
-        creator = _check_creator(request.creator_id)
-        profile, corrected, version, updated = await self._runner.records.load_profile(creator)
-        return pb.IngestServiceGetPersonaProfileResponse(
-            profile=profile_to_pb(creator, profile, corrected, version, updated)
-        )
-
-    async def UpdatePersonaProfile(
-        self, request: pb.IngestServiceUpdatePersonaProfileRequest, context: Ctx
-    ) -> pb.IngestServiceUpdatePersonaProfileResponse:
-        creator = _check_creator(request.profile.creator_id)
-        records = self._runner.records
-        await records.correct_profile(
-            creator,
-            profile_from_pb(request.profile),
-            list(request.update_mask.paths),
-            request.expected_version,
-        )
-        profile, corrected, version, updated = await records.load_profile(creator)
-        return pb.IngestServiceUpdatePersonaProfileResponse(
-            profile=profile_to_pb(creator, profile, corrected, version, updated)
-        )
 
     async def DeleteSource(
         self, request: pb.IngestServiceDeleteSourceRequest, context: Ctx

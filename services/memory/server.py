@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
-from google.protobuf import json_format, struct_pb2
+from google.protobuf import json_format
 
 from avatar.v1 import memory_service_pb2 as pb
 from avatar.v1 import memory_service_pb2_grpc as pb_grpc
@@ -92,16 +92,75 @@ def fact_to_pb(fact: FanFact) -> pb.FanFact:
     )
 
 
-def persona_to_pb(persona: PersonaProfile) -> pb.PersonaProfile:
-    """A persona profile as its proto."""
-    profile = struct_pb2.Struct()
-    profile.update(persona.profile)
-    return pb.PersonaProfile(
-        creator_id=persona.creator_id,
-        profile=profile,
-        version=persona.version,
-        updated_at=ts_to_pb(persona.updated_at),
+#: PersonaProfile fields that are bookkeeping, not style: never stored in the profile document.
+_PERSONA_META = frozenset({"creator_id", "version", "updated_at", "corrected_fields"})
+#: Fields a creator may correct: every style field but the document count, which is a fact of
+#: the ingest, not an opinion about the creator's voice.
+CORRECTABLE = frozenset(pb.PersonaProfile.DESCRIPTOR.fields_by_name) - _PERSONA_META - {"documents"}
+_MAX_FACTS = 100
+_MAX_TERMS = 50
+_MAX_FACT_CHARS = 500
+_MAX_TERM_CHARS = 200
+
+
+def persona_document(profile: pb.PersonaProfile) -> dict[str, Any]:
+    """The style fields of a profile as the JSON object memory stores (proto field names, defaults
+    written out so a correction to an empty list or zero is a real correction)."""
+    data = json_format.MessageToDict(
+        profile, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
     )
+    return {k: v for k, v in data.items() if k not in _PERSONA_META}
+
+
+def check_persona(profile: pb.PersonaProfile, fields: frozenset[str] | None = None) -> None:
+    """Reject profile values the prompt could not use (limits keep the persona prompt bounded).
+
+    Args:
+        profile: The profile.
+        fields: Only check these fields (``None`` = all).
+
+    Raises:
+        errors.InvalidArgument: A fact without a kind or text, or a list or text over its limit.
+    """
+    names = CORRECTABLE if fields is None else fields
+    if "facts" in names:
+        if len(profile.facts) > _MAX_FACTS:
+            raise errors.InvalidArgument(f"profile.facts has more than {_MAX_FACTS} entries")
+        for i, f in enumerate(profile.facts):
+            if f.kind == pb.STATED_FACT_KIND_UNSPECIFIED:
+                raise errors.InvalidArgument(f"profile.facts[{i}].kind must be OWNS, DOES or NEVER")
+            if not f.text.strip() or len(f.text) > _MAX_FACT_CHARS:
+                raise errors.InvalidArgument(
+                    f"profile.facts[{i}].text must be 1 to {_MAX_FACT_CHARS} characters"
+                )
+    for name in ("top_emoji", "top_hashtags", "signature_phrases", "topics"):
+        if name not in names:
+            continue
+        terms = getattr(profile, name)
+        if len(terms) > _MAX_TERMS:
+            raise errors.InvalidArgument(f"profile.{name} has more than {_MAX_TERMS} entries")
+        for i, t in enumerate(terms):
+            if not t.term.strip() or len(t.term) > _MAX_TERM_CHARS:
+                raise errors.InvalidArgument(
+                    f"profile.{name}[{i}].term must be 1 to {_MAX_TERM_CHARS} characters"
+                )
+
+
+def persona_to_pb(persona: PersonaProfile) -> pb.PersonaProfile:
+    """A stored persona profile as its proto (unknown stored fields are skipped, not fatal)."""
+    msg = pb.PersonaProfile()
+    json_format.ParseDict(
+        {k: v for k, v in persona.profile.items() if k not in _PERSONA_META}, msg, ignore_unknown_fields=True
+    )
+    msg.MergeFrom(
+        pb.PersonaProfile(
+            creator_id=persona.creator_id,
+            version=persona.version,
+            updated_at=ts_to_pb(persona.updated_at),
+            corrected_fields=persona.corrected_fields,
+        )
+    )
+    return msg
 
 
 def chunk_from_pb(msg: pb.ChunkInput) -> NewChunk:
@@ -227,13 +286,30 @@ class MemoryServicer(pb_grpc.MemoryServiceServicer):
             profile=persona_to_pb(await self._store.get_persona(request.creator_id))
         )
 
+    async def UpdatePersonaProfile(
+        self, request: pb.UpdatePersonaProfileRequest, context: Ctx
+    ) -> pb.UpdatePersonaProfileResponse:
+        paths = list(request.update_mask.paths)
+        if not paths:
+            raise errors.InvalidArgument("update_mask must name at least one field")
+        bad = sorted(set(paths) - CORRECTABLE)
+        if bad:
+            raise errors.InvalidArgument(
+                f"update_mask: cannot correct {bad} (correctable: {sorted(CORRECTABLE)})"
+            )
+        check_persona(request.profile, frozenset(paths))
+        document = persona_document(request.profile)
+        stored = await self._store.correct_persona(
+            request.creator_id, {p: document[p] for p in paths}, request.expected_version
+        )
+        return pb.UpdatePersonaProfileResponse(profile=persona_to_pb(stored))
+
     async def PutPersonaProfile(
         self, request: pb.PutPersonaProfileRequest, context: Ctx
     ) -> pb.PutPersonaProfileResponse:
+        check_persona(request.profile)
         stored = await self._store.put_persona(
-            request.creator_id,
-            json_format.MessageToDict(request.profile),
-            request.expected_version,
+            request.creator_id, persona_document(request.profile), request.expected_version
         )
         return pb.PutPersonaProfileResponse(profile=persona_to_pb(stored))
 

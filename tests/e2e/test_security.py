@@ -18,6 +18,8 @@ from avatar.v1 import inference_service_pb2 as inf_pb
 from avatar.v1 import inference_service_pb2_grpc as inf_grpc
 from avatar.v1 import ingest_service_pb2 as ing_pb
 from avatar.v1 import ingest_service_pb2_grpc as ing_grpc
+from avatar.v1 import memory_service_pb2 as mem_pb
+from avatar.v1 import memory_service_pb2_grpc as mem_grpc
 from avatar.v1 import policy_service_pb2 as pol_pb
 from avatar.v1 import policy_service_pb2_grpc as pol_grpc
 from services.common.auth import KeyStore, Role, allowed_roles, parse_key
@@ -105,6 +107,9 @@ def test_rules_close_internal_rpcs_to_tenants() -> None:
     assert Role.FAN_APP not in (allowed_roles("/avatar.v1.PolicyService/UpdateControls") or set())
     assert Role.CREATOR_ADMIN not in (allowed_roles("/avatar.v1.PolicyService/CheckInput") or set())
     assert allowed_roles("/avatar.v1.NewService/Anything") == {Role.SERVICE, Role.OPERATOR}
+    # The creator corrects the persona profile; only ingest writes what it computed.
+    assert Role.CREATOR_ADMIN in (allowed_roles("/avatar.v1.MemoryService/UpdatePersonaProfile") or set())
+    assert Role.CREATOR_ADMIN not in (allowed_roles("/avatar.v1.MemoryService/PutPersonaProfile") or set())
     assert parse_key("av_abc_secret") == ("abc", "secret") and parse_key("Bearer x") is None
 
 
@@ -212,6 +217,11 @@ async def test_creator_admin_and_operator_scopes(
         with pytest.raises(grpc.aio.AioRpcError) as info:
             await ing_grpc.IngestServiceStub(ch).Upload(iter(upload), timeout=10)
         assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    async with _channel(certs, secure_suite.target("memory"), keys["other_admin"]) as ch:
+        correction = mem_pb.UpdatePersonaProfileRequest(creator_id=creator, profile=mem_pb.PersonaProfile())
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await mem_grpc.MemoryServiceStub(ch).UpdatePersonaProfile(correction, timeout=5)
+        assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
     async with _channel(certs, secure_suite.target("policy"), keys["operator"]) as ch:
         reply = await pol_grpc.PolicyServiceStub(ch).GetControls(
             pol_pb.GetControlsRequest(creator_id=creator), timeout=5
@@ -264,8 +274,6 @@ def test_every_rpc_of_the_api_has_a_deliberate_rule() -> None:
             "IngestPath",
             "GetJob",
             "WatchJob",
-            "GetPersonaProfile",
-            "UpdatePersonaProfile",
             "DeleteSource",
             "DeleteCreator",
         },
@@ -286,7 +294,7 @@ def test_every_rpc_of_the_api_has_a_deliberate_rule() -> None:
             "ListConversations",
             "ForgetFan",
             "GetPersonaProfile",
-            "PutPersonaProfile",
+            "UpdatePersonaProfile",
         },
         "InferenceService": set(),
     }

@@ -93,6 +93,9 @@ class Stack:
     def ingest(self) -> pb_grpc.IngestServiceAsyncStub:
         return pb_grpc.IngestServiceStub(grpc.aio.insecure_channel(self.servers["ingest"].target))  # type: ignore[return-value]
 
+    def memory(self) -> mem_grpc.MemoryServiceAsyncStub:
+        return mem_grpc.MemoryServiceStub(grpc.aio.insecure_channel(self.servers["memory"].target))  # type: ignore[return-value]
+
     async def chunks(self, creator: str) -> int:
         async with grpc.aio.insecure_channel(self.servers["memory"].target) as ch:
             reply = await mem_grpc.MemoryServiceStub(ch).GetCreatorStats(
@@ -259,13 +262,10 @@ async def test_delete_source_and_creator_remove_everything_derived(stack: Stack)
     deleted = await ingest.DeleteCreator(pb.IngestServiceDeleteCreatorRequest(creator_id="gone"), timeout=10)
     assert (deleted.documents_deleted, deleted.jobs_deleted) == (18, 2)
     assert await stack.chunks("gone") == 0
-    assert await records.count_creator_rows("gone") == {
-        "ingest_documents": 0,
-        "ingest_jobs": 0,
-        "ingest_persona_profiles": 0,
-    }
+    assert await records.count_creator_rows("gone") == {"ingest_documents": 0, "ingest_jobs": 0}
+    # The persona profile lives in memory (its one home) and went with the creator.
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        await ingest.GetPersonaProfile(pb.IngestServiceGetPersonaProfileRequest(creator_id="gone"), timeout=5)
+        await stack.memory().GetPersonaProfile(mem_pb.GetPersonaProfileRequest(creator_id="gone"), timeout=5)
     assert info.value.code() == grpc.StatusCode.NOT_FOUND
     with pytest.raises(grpc.aio.AioRpcError) as info:
         await ingest.GetJob(pb.GetJobRequest(job_id=again.job_id), timeout=5)
@@ -352,15 +352,13 @@ async def test_a_2gb_file_is_refused_without_reading_it(stack: Stack, tmp_path: 
 async def test_persona_profile_is_computed_and_corrections_survive_reingest(
     stack: Stack, tmp_path: Path
 ) -> None:
+    """Ingest computes the profile and writes it to memory; the creator reads and corrects it there."""
     root = tmp_path / "export"
     shutil.copytree(EXPORTS, root, ignore=shutil.ignore_patterns("newsletter.csv"))
     await _ingest(stack, "voice", root)
-    ingest = stack.ingest()
-    profile = (
-        await ingest.GetPersonaProfile(
-            pb.IngestServiceGetPersonaProfileRequest(creator_id="voice"), timeout=5
-        )
-    ).profile
+    memory = stack.memory()
+    get = mem_pb.GetPersonaProfileRequest(creator_id="voice")
+    profile = (await memory.GetPersonaProfile(get, timeout=5)).profile
     assert profile.documents == 18
     assert [(t.term, t.count) for t in profile.top_hashtags] == [
         ("#sourdough", 2),
@@ -368,51 +366,57 @@ async def test_persona_profile_is_computed_and_corrections_survive_reingest(
         ("#tucsonbakes", 1),
     ]
     assert [(lang.language, round(lang.share, 3)) for lang in profile.languages] == [("en", 1.0)]
-    facts = [(pb.StatedFactKind.Name(f.kind), f.text) for f in profile.facts]
+    facts = [(mem_pb.StatedFactKind.Name(f.kind), f.text) for f in profile.facts]
     assert ("STATED_FACT_KIND_NEVER", "I own one Dutch oven and I never buy bread 🍞") in facts
     assert ("STATED_FACT_KIND_OWNS", "I own one Dutch oven and I never buy bread 🍞") in facts
-    corrected = pb.PersonaStyle(
-        creator_id="voice",
-        facts=[pb.StatedFact(kind=pb.STATED_FACT_KIND_NEVER, text="I never use commercial yeast.")],
+    assert any(f.platform != types_pb2.PLATFORM_UNSPECIFIED and f.external_id for f in profile.facts)
+    # Re-ingesting unchanged content recomputes the same profile: the version stays.
+    await _ingest(stack, "voice", root)
+    assert (await memory.GetPersonaProfile(get, timeout=5)).profile.version == profile.version
+    corrected = mem_pb.PersonaProfile(
+        facts=[mem_pb.StatedFact(kind=mem_pb.STATED_FACT_KIND_NEVER, text="I never use commercial yeast.")],
+        topics=[],
     )
-    updated = (
-        await ingest.UpdatePersonaProfile(
-            pb.IngestServiceUpdatePersonaProfileRequest(
-                profile=corrected,
-                update_mask=field_mask_pb2.FieldMask(paths=["facts"]),
-                expected_version=profile.version,
-            ),
-            timeout=5,
+
+    def update(paths: list[str], expected: int = 0) -> mem_pb.UpdatePersonaProfileRequest:
+        return mem_pb.UpdatePersonaProfileRequest(
+            creator_id="voice",
+            profile=corrected,
+            update_mask=field_mask_pb2.FieldMask(paths=paths),
+            expected_version=expected,
         )
+
+    updated = (
+        await memory.UpdatePersonaProfile(update(["facts", "topics"], profile.version), timeout=5)
     ).profile
     assert [f.text for f in updated.facts] == ["I never use commercial yeast."]
-    assert list(updated.corrected_fields) == ["facts"] and updated.version == profile.version + 1
+    assert list(updated.topics) == [], "a correction to an empty list is a correction"
+    assert list(updated.corrected_fields) == ["facts", "topics"] and updated.version == profile.version + 1
+    for paths, expected, code in (
+        (["facts"], profile.version, grpc.StatusCode.ABORTED),  # stale version
+        (["documents"], 0, grpc.StatusCode.INVALID_ARGUMENT),  # not correctable
+        (["version"], 0, grpc.StatusCode.INVALID_ARGUMENT),
+        ([], 0, grpc.StatusCode.INVALID_ARGUMENT),
+    ):
+        with pytest.raises(grpc.aio.AioRpcError) as info:
+            await memory.UpdatePersonaProfile(update(paths, expected), timeout=5)
+        assert info.value.code() == code, paths
+    blank = mem_pb.UpdatePersonaProfileRequest(
+        creator_id="voice",
+        profile=mem_pb.PersonaProfile(facts=[mem_pb.StatedFact(text="no kind")]),
+        update_mask=field_mask_pb2.FieldMask(paths=["facts"]),
+    )
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        await ingest.UpdatePersonaProfile(
-            pb.IngestServiceUpdatePersonaProfileRequest(
-                profile=corrected,
-                update_mask=field_mask_pb2.FieldMask(paths=["facts"]),
-                expected_version=profile.version,
-            ),
-            timeout=5,
-        )
-    assert info.value.code() == grpc.StatusCode.ABORTED
-    with pytest.raises(grpc.aio.AioRpcError) as info:
-        await ingest.UpdatePersonaProfile(
-            pb.IngestServiceUpdatePersonaProfileRequest(
-                profile=corrected, update_mask=field_mask_pb2.FieldMask(paths=["documents"])
-            ),
-            timeout=5,
-        )
+        await memory.UpdatePersonaProfile(blank, timeout=5)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    # A new document changes the computed profile: the version moves, the corrections stay.
+    (root / "extra.txt").write_text("Rye loaves all week long with the whole crew. #ryebread #sourdough\n")
     await _ingest(stack, "voice", root)
-    after = (
-        await ingest.GetPersonaProfile(
-            pb.IngestServiceGetPersonaProfileRequest(creator_id="voice"), timeout=5
-        )
-    ).profile
+    after = (await memory.GetPersonaProfile(get, timeout=5)).profile
+    assert after.documents == 19 and after.version == updated.version + 1
     assert [f.text for f in after.facts] == ["I never use commercial yeast."]
-    assert after.top_hashtags == profile.top_hashtags
+    assert list(after.topics) == [] and list(after.corrected_fields) == ["facts", "topics"]
+    assert ("#ryebread", 1) in [(t.term, t.count) for t in after.top_hashtags]
 
 
 async def test_concurrent_watchers_see_the_same_end(stack: Stack) -> None:

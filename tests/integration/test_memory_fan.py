@@ -148,6 +148,21 @@ async def test_persona_profile_versions(store: MemoryStore) -> None:
     assert (got.profile, got.version, got.updated_at) == ({"tone": "playful"}, 2, second.updated_at)
     # A persona can arrive before any content: the creator is created.
     assert (await store.put_persona("newbie", {"tone": "shy"})).version == 1
+    # The creator's corrections override the computed fields they name and survive re-computation.
+    corrected = await store.correct_persona("chef", {"tone": "gentle", "emoji_rate": 0}, expected_version=2)
+    assert (corrected.profile, corrected.version) == ({"tone": "gentle", "emoji_rate": 0}, 3)
+    assert corrected.corrected_fields == ("emoji_rate", "tone")
+    recomputed = await store.put_persona("chef", {"tone": "loud", "emoji_rate": 0.5, "phrases": ["yo"]})
+    assert recomputed.profile == {"tone": "gentle", "emoji_rate": 0, "phrases": ["yo"]}
+    assert recomputed.version == 4
+    # The same computation again changes nothing, not even the version.
+    assert (
+        await store.put_persona("chef", {"tone": "loud", "emoji_rate": 0.5, "phrases": ["yo"]})
+    ).version == 4
+    with pytest.raises(Conflict, match="version 4, not 3"):
+        await store.correct_persona("chef", {"tone": "x"}, expected_version=3)
+    with pytest.raises(NotFound, match="ingest their content first"):
+        await store.correct_persona("nobody", {"tone": "x"})
     await store.delete_creator("chef")
     with pytest.raises(NotFound):
         await store.get_persona("chef")
@@ -168,6 +183,7 @@ async def test_persona_profile_versions(store: MemoryStore) -> None:
         (lambda s: s.put_persona("chef", {"x": float("nan")}), "JSON"),
         (lambda s: s.put_persona("chef", {"x": "y" * 300_000}), "256 KiB"),
         (lambda s: s.put_persona("chef", {"x": 1}, expected_version=-1), "expected_version"),
+        (lambda s: s.correct_persona("chef", {}), "at least one field"),
     ],
 )
 async def test_bad_fan_and_persona_input(store: MemoryStore, call: object, message: str) -> None:

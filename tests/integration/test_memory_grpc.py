@@ -12,7 +12,7 @@ from typing import Any
 
 import grpc
 import pytest
-from google.protobuf import struct_pb2, timestamp_pb2
+from google.protobuf import field_mask_pb2, timestamp_pb2
 
 from avatar.v1 import memory_service_pb2 as pb
 from avatar.v1 import memory_service_pb2_grpc as pb_grpc
@@ -174,18 +174,58 @@ async def test_fan_memory_rpcs_and_pagination(stub: pb_grpc.MemoryServiceAsyncSt
 
 
 async def test_persona_profile_rpcs(stub: pb_grpc.MemoryServiceAsyncStub) -> None:
-    assert await code_of(stub.GetPersonaProfile(pb.GetPersonaProfileRequest(creator_id="chef"))) == (
-        grpc.StatusCode.NOT_FOUND
+    get = pb.GetPersonaProfileRequest(creator_id="chef")
+    assert await code_of(stub.GetPersonaProfile(get)) == grpc.StatusCode.NOT_FOUND
+    # A correction needs something to correct: nothing computed yet.
+    early = pb.UpdatePersonaProfileRequest(
+        creator_id="chef", profile=pb.PersonaProfile(), update_mask=field_mask_pb2.FieldMask(paths=["topics"])
     )
-    profile = struct_pb2.Struct()
-    profile.update({"tone": "warm", "avg_sentence_words": 11, "signature_phrases": ["hey bakers"]})
-    put = await stub.PutPersonaProfile(pb.PutPersonaProfileRequest(creator_id="chef", profile=profile))
+    assert await code_of(stub.UpdatePersonaProfile(early)) == grpc.StatusCode.NOT_FOUND
+    computed = pb.PersonaProfile(
+        documents=3,
+        mean_sentence_words=11.5,
+        signature_phrases=[pb.StyleTerm(term="hey bakers", count=2)],
+        facts=[
+            pb.StatedFact(
+                kind=pb.STATED_FACT_KIND_OWNS,
+                text="I own one Dutch oven.",
+                platform=types_pb2.PLATFORM_INSTAGRAM,
+                external_id="p1",
+            )
+        ],
+    )
+    put = await stub.PutPersonaProfile(pb.PutPersonaProfileRequest(creator_id="chef", profile=computed))
     assert put.profile.version == 1
-    got = await stub.GetPersonaProfile(pb.GetPersonaProfileRequest(creator_id="chef"))
-    assert got.profile.profile == profile
-    assert got.profile.version == 1
-    stale = pb.PutPersonaProfileRequest(creator_id="chef", profile=profile, expected_version=7)
+    # The same computation again is no change: no new version (prompts built from it stay cached).
+    again = await stub.PutPersonaProfile(pb.PutPersonaProfileRequest(creator_id="chef", profile=computed))
+    assert again.profile.version == 1
+    got = (await stub.GetPersonaProfile(get)).profile
+    assert (got.creator_id, got.documents, got.mean_sentence_words, got.version) == ("chef", 3, 11.5, 1)
+    assert list(got.signature_phrases) == list(computed.signature_phrases)
+    assert list(got.facts) == list(computed.facts) and list(got.corrected_fields) == []
+    stale = pb.PutPersonaProfileRequest(creator_id="chef", profile=computed, expected_version=7)
     assert await code_of(stub.PutPersonaProfile(stale)) == grpc.StatusCode.ABORTED
+    fix = pb.UpdatePersonaProfileRequest(
+        creator_id="chef",
+        profile=pb.PersonaProfile(signature_phrases=[pb.StyleTerm(term="happy baking", count=0)]),
+        update_mask=field_mask_pb2.FieldMask(paths=["signature_phrases"]),
+        expected_version=1,
+    )
+    fixed = (await stub.UpdatePersonaProfile(fix)).profile
+    assert [t.term for t in fixed.signature_phrases] == ["happy baking"]
+    assert (fixed.version, list(fixed.corrected_fields)) == (2, ["signature_phrases"])
+    # A re-computation replaces what was computed, never what the creator corrected.
+    recomputed = pb.PersonaProfile(documents=4, signature_phrases=[pb.StyleTerm(term="crumb shot", count=3)])
+    put = await stub.PutPersonaProfile(pb.PutPersonaProfileRequest(creator_id="chef", profile=recomputed))
+    assert put.profile.version == 3 and put.profile.documents == 4
+    assert [t.term for t in put.profile.signature_phrases] == ["happy baking"]
+    assert list(put.profile.facts) == [], "an uncorrected field follows the computation"
+    bad_term = pb.PutPersonaProfileRequest(
+        creator_id="chef", profile=pb.PersonaProfile(topics=[pb.StyleTerm(term=" ", count=1)])
+    )
+    assert await code_of(stub.PutPersonaProfile(bad_term)) == grpc.StatusCode.INVALID_ARGUMENT
+    await stub.DeleteCreator(pb.DeleteCreatorRequest(creator_id="chef"))
+    assert await code_of(stub.GetPersonaProfile(get)) == grpc.StatusCode.NOT_FOUND
 
 
 @pytest.mark.parametrize(
@@ -218,6 +258,6 @@ def test_migrate_command(database_url: str) -> None:
     env.pop("AVATAR_REDIS_URL", None)
     cmd = [sys.executable, "-m", "services.memory", "migrate"]
     first = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=60, check=True)
-    assert first.stdout.strip() == "memory migrations applied: [1, 2, 3]"
+    assert first.stdout.strip() == "memory migrations applied: [1, 2, 3, 4]"
     again = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=60, check=True)
     assert again.stdout.strip() == "memory migrations applied: none (schema current)"

@@ -85,7 +85,7 @@ class Fact:
 
 @dataclass(frozen=True)
 class StyleProfile:
-    """How a creator writes. See the proto ``PersonaStyle`` for each field's meaning."""
+    """How a creator writes. See the proto ``avatar.v1.PersonaProfile`` for each field's meaning."""
 
     documents: int = 0
     mean_sentence_words: float = 0.0

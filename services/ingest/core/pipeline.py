@@ -49,13 +49,16 @@ class StoredCounts:
 
 
 class StorePort(Protocol):
-    """The memory service: chunks with embeddings (idempotent by content hash) and their deletion."""
+    """The memory service: chunks with embeddings (idempotent by content hash), and the creator's
+    persona profile, which memory owns (it keeps the creator's corrections over what we compute)."""
 
     async def write(
         self, creator_id: str, items: Sequence[tuple[Chunk, str, list[float]]]
     ) -> StoredCounts: ...
 
     async def count_chunks(self, creator_id: str) -> int: ...
+
+    async def save_profile(self, creator_id: str, profile: StyleProfile) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -91,8 +94,6 @@ class IngestRecords(Protocol):
     async def forget_documents(self, creator_id: str) -> int: ...
 
     async def source_texts(self, creator_id: str) -> list[SourceText]: ...
-
-    async def save_profile(self, creator_id: str, profile: StyleProfile) -> None: ...
 
 
 ProgressCallback = Callable[[Job], Awaitable[None]]
@@ -196,7 +197,7 @@ class Pipeline:
         started = time.perf_counter()
         texts = await self._records.source_texts(job.creator_id)
         profile = await asyncio.to_thread(compute_profile, texts)
-        await self._records.save_profile(job.creator_id, profile)
+        await self._store.save_profile(job.creator_id, profile)
         self.times.profile += time.perf_counter() - started
         job = replace(job, state=JobState.SUCCEEDED, updated_at=_now())
         await publish(job)

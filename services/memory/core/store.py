@@ -1027,7 +1027,7 @@ class MemoryStore:
         return int(counts[0]), int(counts[1])
 
     async def get_persona(self, creator_id: str) -> PersonaProfile:
-        """Return the creator's persona (style) profile.
+        """Return the creator's persona (style) profile with their corrections applied.
 
         Raises:
             InvalidArgument: A malformed creator id.
@@ -1036,18 +1036,23 @@ class MemoryStore:
         _check_creator_id(creator_id)
         async with self._tenant(creator_id) as conn:
             cur = await conn.execute(
-                "SELECT profile, version, updated_at FROM creator_personas WHERE creator_id = %s",
+                """SELECT profile, corrections, version, updated_at FROM creator_personas
+                   WHERE creator_id = %s""",
                 (creator_id,),
             )
             row = await cur.fetchone()
         if row is None:
             raise NotFound(f"creator {creator_id!r} has no persona profile")
-        return PersonaProfile(creator_id=creator_id, profile=row[0], version=int(row[1]), updated_at=row[2])
+        return _persona(creator_id, row)
 
     async def put_persona(
         self, creator_id: str, profile: Mapping[str, Any], expected_version: int = 0
     ) -> PersonaProfile:
-        """Store the creator's persona profile, creating the creator if needed.
+        """Store the computed persona profile, creating the creator if needed.
+
+        The creator's corrections are kept: they still override the fields they name. Storing the
+        profile that is already stored changes nothing, not even the version, so re-ingesting
+        unchanged content leaves the persona (and the prompts built from it) as they were.
 
         Args:
             creator_id: The creator.
@@ -1056,45 +1061,91 @@ class MemoryStore:
                 version is this one (optimistic concurrency for read-modify-write callers).
 
         Returns:
-            The stored profile with its new version.
+            The stored profile (corrections applied) with its version.
 
         Raises:
             InvalidArgument: A malformed argument.
             Conflict: ``expected_version`` is not the stored version.
         """
         _check_creator_id(creator_id)
-        if not isinstance(profile, Mapping):
-            raise InvalidArgument(f"profile must be a JSON object, got {type(profile).__name__}")
-        try:
-            encoded = json.dumps(dict(profile), allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise InvalidArgument(f"profile must be JSON-serialisable: {exc}") from None
-        if len(encoded.encode()) > _MAX_PROFILE_BYTES or "\\u0000" in encoded:
-            raise InvalidArgument("profile must be at most 256 KiB of JSON without NUL characters")
+        document = _profile_document("profile", profile)
         _check_int("expected_version", expected_version, low=0, high=_MAX_INT8)
         async with self._tenant(creator_id) as conn:
             await conn.execute(
                 "INSERT INTO creators (id) VALUES (%s) ON CONFLICT (id) DO NOTHING", (creator_id,)
             )
             cur = await conn.execute(
-                "SELECT version FROM creator_personas WHERE creator_id = %s FOR UPDATE", (creator_id,)
+                """SELECT profile, corrections, version, updated_at FROM creator_personas
+                   WHERE creator_id = %s FOR UPDATE""",
+                (creator_id,),
             )
             current = await cur.fetchone()
-            stored = 0 if current is None else int(current[0])
+            stored = 0 if current is None else int(current[2])
             if expected_version and expected_version != stored:
                 raise Conflict(
                     f"persona profile of {creator_id!r} is at version {stored}, not {expected_version}"
                 )
+            if current is not None and current[0] == document:
+                return _persona(creator_id, current)
             cur = await conn.execute(
                 """INSERT INTO creator_personas (creator_id, profile, version) VALUES (%s, %s, %s)
                    ON CONFLICT (creator_id) DO UPDATE SET
                        profile = EXCLUDED.profile, version = EXCLUDED.version, updated_at = now()
-                   RETURNING profile, version, updated_at""",
-                (creator_id, Jsonb(dict(profile)), stored + 1),
+                   RETURNING profile, corrections, version, updated_at""",
+                (creator_id, Jsonb(document), stored + 1),
             )
             row = await cur.fetchone()
         assert row is not None
-        return PersonaProfile(creator_id=creator_id, profile=row[0], version=int(row[1]), updated_at=row[2])
+        return _persona(creator_id, row)
+
+    async def correct_persona(
+        self, creator_id: str, corrections: Mapping[str, Any], expected_version: int = 0
+    ) -> PersonaProfile:
+        """Store the creator's corrections of some profile fields (by top-level field name).
+
+        A correction replaces the field's value and survives every later :meth:`put_persona`.
+
+        Args:
+            creator_id: The creator.
+            corrections: Field name -> corrected value (a JSON object, not empty).
+            expected_version: 0 skips the check; otherwise the stored version must be this one.
+
+        Returns:
+            The profile with the corrections applied and its new version.
+
+        Raises:
+            InvalidArgument: A malformed argument.
+            NotFound: The creator has no profile yet (nothing ingested).
+            Conflict: ``expected_version`` is not the stored version.
+        """
+        _check_creator_id(creator_id)
+        patch = _profile_document("corrections", corrections)
+        if not patch:
+            raise InvalidArgument("corrections must name at least one field")
+        _check_int("expected_version", expected_version, low=0, high=_MAX_INT8)
+        async with self._tenant(creator_id) as conn:
+            cur = await conn.execute(
+                "SELECT corrections, version FROM creator_personas WHERE creator_id = %s FOR UPDATE",
+                (creator_id,),
+            )
+            current = await cur.fetchone()
+            if current is None:
+                raise NotFound(f"creator {creator_id!r} has no persona profile: ingest their content first")
+            if expected_version and expected_version != int(current[1]):
+                raise Conflict(
+                    f"persona profile of {creator_id!r} is at version {current[1]}, not {expected_version}"
+                )
+            merged = {**current[0], **patch}
+            if len(json.dumps(merged).encode()) > _MAX_PROFILE_BYTES:
+                raise InvalidArgument("corrections must be at most 256 KiB of JSON in all")
+            cur = await conn.execute(
+                """UPDATE creator_personas SET corrections = %s, version = version + 1, updated_at = now()
+                   WHERE creator_id = %s RETURNING profile, corrections, version, updated_at""",
+                (Jsonb(merged), creator_id),
+            )
+            row = await cur.fetchone()
+        assert row is not None
+        return _persona(creator_id, row)
 
     async def delete_source(self, creator_id: str, platform: str, external_id: str) -> int:
         """Delete one source and all its chunks.
@@ -1160,6 +1211,32 @@ class MemoryStore:
             row = await cur.fetchone()
         assert row is not None
         return int(row[0])
+
+
+def _profile_document(name: str, value: Mapping[str, Any]) -> dict[str, Any]:
+    """A profile (or corrections) as a JSON object, checked for size and NULs; round-tripped through
+    JSON so it compares equal to what Postgres hands back."""
+    if not isinstance(value, Mapping):
+        raise InvalidArgument(f"{name} must be a JSON object, got {type(value).__name__}")
+    try:
+        encoded = json.dumps(dict(value), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgument(f"{name} must be JSON-serialisable: {exc}") from None
+    if len(encoded.encode()) > _MAX_PROFILE_BYTES or "\\u0000" in encoded:
+        raise InvalidArgument(f"{name} must be at most 256 KiB of JSON without NUL characters")
+    return cast(dict[str, Any], json.loads(encoded))
+
+
+def _persona(creator_id: str, row: Sequence[Any]) -> PersonaProfile:
+    """``(profile, corrections, version, updated_at)`` as the effective profile."""
+    computed, corrections = row[0], row[1]
+    return PersonaProfile(
+        creator_id=creator_id,
+        profile={**computed, **corrections},
+        version=int(row[2]),
+        updated_at=row[3],
+        corrected_fields=tuple(sorted(corrections)),
+    )
 
 
 def _rank(

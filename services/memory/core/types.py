@@ -251,16 +251,21 @@ class FanMemory:
 
 @dataclass(frozen=True, slots=True)
 class PersonaProfile:
-    """A creator's style profile as computed by ingest; memory stores it without interpreting it.
+    """A creator's style profile: computed by ingest, corrected by the creator.
+
+    Memory stores it without interpreting it beyond its top-level fields: a correction replaces
+    one field of the computed profile, whatever re-computations come later.
 
     Attributes:
         creator_id: The creator.
-        profile: The profile, a JSON object.
-        version: Bumped by every write, from 1.
-        updated_at: When it was last written.
+        profile: The effective profile (computed, corrections applied), a JSON object.
+        version: Bumped by every change, from 1.
+        updated_at: When it last changed.
+        corrected_fields: Names of the fields the creator corrected, sorted.
     """
 
     creator_id: str
     profile: dict[str, Any]
     version: int
     updated_at: datetime
+    corrected_fields: tuple[str, ...] = ()
