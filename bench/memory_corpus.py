@@ -382,7 +382,7 @@ def load_corpus(
 
             embedder = Embedder(model_dir())
         t0 = time.perf_counter()
-        vecs = embedder.embed(shard_texts, batch_size=64)
+        vecs = embedder.embed(shard_texts, batch_size=256)
         took = time.perf_counter() - t0
         spent += took
         # Write then rename: a killed run never leaves a half-written shard that looks complete.

@@ -12,9 +12,10 @@ One statement fetches both candidate lists and everything a citation needs:
 * The union of both, joined to sources, with the cosine similarity of every candidate (text-only
   ones included: the relevance threshold is on cosine for all of them).
 
-Fusion and the threshold are applied in Python (:mod:`services.memory.core.fusion`). Each filter
-combination yields a distinct, fixed statement text, so prepared plans are never generic over an
-"IS NULL OR" switch.
+The query vector is bound in binary (``%(q)b``): pgvector's text form costs ~0.5 ms of Python per
+dump (measured; binary: 7 us) and the statement uses the vector twice. Fusion and the threshold are
+applied in Python (:mod:`services.memory.core.fusion`). Each filter combination yields a distinct,
+fixed statement text, so prepared plans are never generic over an "IS NULL OR" switch.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ _SOURCE_FILTERS: Final = {
 }
 
 _VEC: Final = """vec AS MATERIALIZED (
-    SELECT c.id, c.embedding <=> %(q)s AS distance
+    SELECT c.id, c.embedding <=> %(q)b AS distance
     FROM chunks c
     WHERE c.creator_id = %(creator)s{filter}
     ORDER BY distance
@@ -65,7 +66,7 @@ _NO_VEC: Final = "vec AS (SELECT NULL::uuid AS id, NULL::float8 AS distance WHER
 _NO_TXT: Final = "txt AS (SELECT NULL::uuid AS id, NULL::float4 AS rank WHERE false)"
 
 _SELECT: Final = """
-SELECT c.id, c.source_id, c.text, 1 - (c.embedding <=> %(q)s) AS cosine, s.platform, s.external_id,
+SELECT c.id, c.source_id, c.text, 1 - (c.embedding <=> %(q)b) AS cosine, s.platform, s.external_id,
        s.url, s.created_at, s.kind, c.start_char, c.end_char, s.path, v.distance, t.rank
 FROM (SELECT id FROM vec UNION SELECT id FROM txt) cand
 JOIN chunks c ON c.id = cand.id
