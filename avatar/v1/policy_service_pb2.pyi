@@ -637,8 +637,13 @@ class CheckInputResponse(_message.Message):
 
     DECISION_FIELD_NUMBER: _builtins.int
     DISCLOSURE_FIELD_NUMBER: _builtins.int
+    VOICE_EXAMPLES_VERSION_FIELD_NUMBER: _builtins.int
     disclosure: _builtins.str
     """The AI disclosure to show with this reply; empty when none is due."""
+    voice_examples_version: _builtins.int
+    """Version of the creator's voice examples (see ListVoiceExamplesResponse.version): the gateway
+    re-reads them only when this changes, so an approved edit shapes the very next turn.
+    """
     @_builtins.property
     def decision(self) -> _types_pb2.PolicyDecision:
         """What to do."""
@@ -648,10 +653,11 @@ class CheckInputResponse(_message.Message):
         *,
         decision: _types_pb2.PolicyDecision | None = ...,
         disclosure: _builtins.str = ...,
+        voice_examples_version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision", "disclosure", b"disclosure"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision", "disclosure", b"disclosure", "voice_examples_version", b"voice_examples_version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1210,6 +1216,96 @@ class MarkDeliveredResponse(_message.Message):
 Global___MarkDeliveredResponse: _TypeAlias = MarkDeliveredResponse  # noqa: Y015
 
 @_typing.final
+class ListVoiceExamplesRequest(_message.Message):
+    """Asks for a creator's voice examples."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CREATOR_ID_FIELD_NUMBER: _builtins.int
+    LIMIT_FIELD_NUMBER: _builtins.int
+    creator_id: _builtins.str
+    """The creator."""
+    limit: _builtins.int
+    """At most this many, newest first (default 3, at most 20)."""
+    def __init__(
+        self,
+        *,
+        creator_id: _builtins.str = ...,
+        limit: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["creator_id", b"creator_id", "limit", b"limit"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListVoiceExamplesRequest: _TypeAlias = ListVoiceExamplesRequest  # noqa: Y015
+
+@_typing.final
+class VoiceExample(_message.Message):
+    """A reply the creator edited before approving it: how they would have answered."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DRAFT_ID_FIELD_NUMBER: _builtins.int
+    FAN_MESSAGE_FIELD_NUMBER: _builtins.int
+    REPLY_FIELD_NUMBER: _builtins.int
+    APPROVED_AT_FIELD_NUMBER: _builtins.int
+    draft_id: _builtins.str
+    """The draft it comes from."""
+    fan_message: _builtins.str
+    """The fan's message."""
+    reply: _builtins.str
+    """The reply as the creator approved it (their edit)."""
+    @_builtins.property
+    def approved_at(self) -> _timestamp_pb2.Timestamp:
+        """When the creator approved it."""
+
+    def __init__(
+        self,
+        *,
+        draft_id: _builtins.str = ...,
+        fan_message: _builtins.str = ...,
+        reply: _builtins.str = ...,
+        approved_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["approved_at", b"approved_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approved_at", b"approved_at", "draft_id", b"draft_id", "fan_message", b"fan_message", "reply", b"reply"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VoiceExample: _TypeAlias = VoiceExample  # noqa: Y015
+
+@_typing.final
+class ListVoiceExamplesResponse(_message.Message):
+    """The creator's voice examples."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXAMPLES_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    version: _builtins.int
+    """Changes whenever an edited approval is added (0 = none yet); CheckInput reports the same number."""
+    @_builtins.property
+    def examples(self) -> _containers.RepeatedCompositeFieldContainer[Global___VoiceExample]:
+        """The examples, newest first."""
+
+    def __init__(
+        self,
+        *,
+        examples: _abc.Iterable[Global___VoiceExample] | None = ...,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["examples", b"examples", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListVoiceExamplesResponse: _TypeAlias = ListVoiceExamplesResponse  # noqa: Y015
+
+@_typing.final
 class TurnRecord(_message.Message):
     """One fan turn as the audit log keeps it."""
 
@@ -1228,6 +1324,9 @@ class TurnRecord(_message.Message):
     CONTROLS_VERSION_FIELD_NUMBER: _builtins.int
     DRAFT_ID_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
+    SYSTEM_PROMPT_FIELD_NUMBER: _builtins.int
+    PERSONA_VERSION_FIELD_NUMBER: _builtins.int
+    VOICE_EXAMPLES_VERSION_FIELD_NUMBER: _builtins.int
     record_id: _builtins.int
     """Assigned by the log."""
     creator_id: _builtins.str
@@ -1248,6 +1347,14 @@ class TurnRecord(_message.Message):
     """Controls version at the input check."""
     draft_id: _builtins.str
     """The approval-queue draft, for held turns."""
+    system_prompt: _builtins.str
+    """The system message the reply was generated with (persona, stated facts, voice examples);
+    empty when nothing was generated.
+    """
+    persona_version: _builtins.int
+    """Version of the persona profile in that system message (0 = the creator has none)."""
+    voice_examples_version: _builtins.int
+    """Version of the voice examples in that system message (0 = none)."""
     @_builtins.property
     def retrieved(self) -> _containers.RepeatedCompositeFieldContainer[Global___EvidenceRef]:
         """What was retrieved for it."""
@@ -1276,10 +1383,13 @@ class TurnRecord(_message.Message):
         controls_version: _builtins.int = ...,
         draft_id: _builtins.str = ...,
         created_at: _timestamp_pb2.Timestamp | None = ...,
+        system_prompt: _builtins.str = ...,
+        persona_version: _builtins.int = ...,
+        voice_examples_version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["controls_version", b"controls_version", "conversation_id", b"conversation_id", "created_at", b"created_at", "creator_id", b"creator_id", "decisions", b"decisions", "draft_id", b"draft_id", "draft_text", b"draft_text", "fan_id", b"fan_id", "fan_message", b"fan_message", "final_text", b"final_text", "outcome", b"outcome", "record_id", b"record_id", "retrieved", b"retrieved"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["controls_version", b"controls_version", "conversation_id", b"conversation_id", "created_at", b"created_at", "creator_id", b"creator_id", "decisions", b"decisions", "draft_id", b"draft_id", "draft_text", b"draft_text", "fan_id", b"fan_id", "fan_message", b"fan_message", "final_text", b"final_text", "outcome", b"outcome", "persona_version", b"persona_version", "record_id", b"record_id", "retrieved", b"retrieved", "system_prompt", b"system_prompt", "voice_examples_version", b"voice_examples_version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

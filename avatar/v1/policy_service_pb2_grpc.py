@@ -85,6 +85,11 @@ class PolicyServiceStub:
                 request_serializer=avatar_dot_v1_dot_policy__service__pb2.MarkDeliveredRequest.SerializeToString,
                 response_deserializer=avatar_dot_v1_dot_policy__service__pb2.MarkDeliveredResponse.FromString,
                 _registered_method=True)
+        self.ListVoiceExamples = channel.unary_unary(
+                '/avatar.v1.PolicyService/ListVoiceExamples',
+                request_serializer=avatar_dot_v1_dot_policy__service__pb2.ListVoiceExamplesRequest.SerializeToString,
+                response_deserializer=avatar_dot_v1_dot_policy__service__pb2.ListVoiceExamplesResponse.FromString,
+                _registered_method=True)
         self.RecordTurn = channel.unary_unary(
                 '/avatar.v1.PolicyService/RecordTurn',
                 request_serializer=avatar_dot_v1_dot_policy__service__pb2.RecordTurnRequest.SerializeToString,
@@ -181,6 +186,14 @@ class PolicyServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListVoiceExamples(self, request, context):
+        """The creator's most recent edited approvals (fan message -> the reply as the creator rewrote it),
+        newest first: the examples of the creator's voice the avatar's persona prompt learns from.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def RecordTurn(self, request, context):
         """Records one turn in the audit log (called by the gateway at the end of every turn).
         """
@@ -261,6 +274,11 @@ def add_PolicyServiceServicer_to_server(servicer, server):
                     servicer.MarkDelivered,
                     request_deserializer=avatar_dot_v1_dot_policy__service__pb2.MarkDeliveredRequest.FromString,
                     response_serializer=avatar_dot_v1_dot_policy__service__pb2.MarkDeliveredResponse.SerializeToString,
+            ),
+            'ListVoiceExamples': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListVoiceExamples,
+                    request_deserializer=avatar_dot_v1_dot_policy__service__pb2.ListVoiceExamplesRequest.FromString,
+                    response_serializer=avatar_dot_v1_dot_policy__service__pb2.ListVoiceExamplesResponse.SerializeToString,
             ),
             'RecordTurn': grpc.unary_unary_rpc_method_handler(
                     servicer.RecordTurn,
@@ -554,6 +572,33 @@ class PolicyService:
             '/avatar.v1.PolicyService/MarkDelivered',
             avatar_dot_v1_dot_policy__service__pb2.MarkDeliveredRequest.SerializeToString,
             avatar_dot_v1_dot_policy__service__pb2.MarkDeliveredResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListVoiceExamples(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/avatar.v1.PolicyService/ListVoiceExamples',
+            avatar_dot_v1_dot_policy__service__pb2.ListVoiceExamplesRequest.SerializeToString,
+            avatar_dot_v1_dot_policy__service__pb2.ListVoiceExamplesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -53,6 +53,10 @@ class PolicyServiceStub:
     """A fan's held replies with their status; approved text only, never a draft (gateway use)."""
     MarkDelivered: _grpc.UnaryUnaryMultiCallable[_policy_service_pb2.MarkDeliveredRequest, _policy_service_pb2.MarkDeliveredResponse]
     """Marks approved replies as delivered; returns those delivered for the first time (gateway use)."""
+    ListVoiceExamples: _grpc.UnaryUnaryMultiCallable[_policy_service_pb2.ListVoiceExamplesRequest, _policy_service_pb2.ListVoiceExamplesResponse]
+    """The creator's most recent edited approvals (fan message -> the reply as the creator rewrote it),
+    newest first: the examples of the creator's voice the avatar's persona prompt learns from.
+    """
     RecordTurn: _grpc.UnaryUnaryMultiCallable[_policy_service_pb2.RecordTurnRequest, _policy_service_pb2.RecordTurnResponse]
     """Records one turn in the audit log (called by the gateway at the end of every turn)."""
     ListAudit: _grpc.UnaryUnaryMultiCallable[_policy_service_pb2.ListAuditRequest, _policy_service_pb2.ListAuditResponse]
@@ -87,6 +91,10 @@ class PolicyServiceAsyncStub(PolicyServiceStub):
     """A fan's held replies with their status; approved text only, never a draft (gateway use)."""
     MarkDelivered: _aio.UnaryUnaryMultiCallable[_policy_service_pb2.MarkDeliveredRequest, _policy_service_pb2.MarkDeliveredResponse]  # type: ignore[assignment]
     """Marks approved replies as delivered; returns those delivered for the first time (gateway use)."""
+    ListVoiceExamples: _aio.UnaryUnaryMultiCallable[_policy_service_pb2.ListVoiceExamplesRequest, _policy_service_pb2.ListVoiceExamplesResponse]  # type: ignore[assignment]
+    """The creator's most recent edited approvals (fan message -> the reply as the creator rewrote it),
+    newest first: the examples of the creator's voice the avatar's persona prompt learns from.
+    """
     RecordTurn: _aio.UnaryUnaryMultiCallable[_policy_service_pb2.RecordTurnRequest, _policy_service_pb2.RecordTurnResponse]  # type: ignore[assignment]
     """Records one turn in the audit log (called by the gateway at the end of every turn)."""
     ListAudit: _aio.UnaryUnaryMultiCallable[_policy_service_pb2.ListAuditRequest, _policy_service_pb2.ListAuditResponse]  # type: ignore[assignment]
@@ -178,6 +186,16 @@ class PolicyServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_policy_service_pb2.MarkDeliveredResponse, _abc.Awaitable[_policy_service_pb2.MarkDeliveredResponse]]:
         """Marks approved replies as delivered; returns those delivered for the first time (gateway use)."""
+
+    @_abc_1.abstractmethod
+    def ListVoiceExamples(
+        self,
+        request: _policy_service_pb2.ListVoiceExamplesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_policy_service_pb2.ListVoiceExamplesResponse, _abc.Awaitable[_policy_service_pb2.ListVoiceExamplesResponse]]:
+        """The creator's most recent edited approvals (fan message -> the reply as the creator rewrote it),
+        newest first: the examples of the creator's voice the avatar's persona prompt learns from.
+        """
 
     @_abc_1.abstractmethod
     def RecordTurn(

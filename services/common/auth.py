@@ -77,6 +77,8 @@ RULES: dict[str, frozenset[Role] | None] = {
     "/avatar.v1.PolicyService/ListFanReplies": INTERNAL,
     "/avatar.v1.PolicyService/MarkDelivered": INTERNAL,
     "/avatar.v1.PolicyService/PurgeAudit": INTERNAL,
+    # The creator may read the edits the avatar learns from; the gateway reads them for the prompt.
+    "/avatar.v1.PolicyService/ListVoiceExamples": CREATOR,
     "/avatar.v1.MemoryService/": INTERNAL,
     "/avatar.v1.MemoryService/DeleteSource": CREATOR,
     "/avatar.v1.MemoryService/DeleteCreator": CREATOR,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 
+import grpc
+
 from avatar.v1 import inference_service_pb2 as inf_pb
 from avatar.v1 import inference_service_pb2_grpc as inf_grpc
 from avatar.v1 import memory_service_pb2 as mem_pb
@@ -26,7 +28,10 @@ from services.gateway.core.types import (
     PastTurn,
     PendingReply,
     PendingStatus,
+    Persona,
     Reason,
+    VoiceExample,
+    VoiceExamples,
 )
 
 _ACTIONS = {
@@ -125,7 +130,9 @@ class PolicyClient:
             ),
             timeout=RPC_TIMEOUT,
         )
-        return InputVerdict(decision_from_pb(reply.decision), reply.disclosure)
+        return InputVerdict(
+            decision_from_pb(reply.decision), reply.disclosure, voice_version=reply.voice_examples_version
+        )
 
     async def check_output(
         self, creator_id: str, fan_id: str, sentence: str, evidence: Sequence[str]
@@ -171,6 +178,9 @@ class PolicyClient:
                     outcome=_OUTCOMES[entry.outcome],
                     controls_version=entry.controls_version,
                     draft_id=entry.draft_id,
+                    system_prompt=entry.system_prompt,
+                    persona_version=entry.persona_version,
+                    voice_examples_version=entry.voice_version,
                 )
             ),
             timeout=RPC_TIMEOUT,
@@ -202,6 +212,33 @@ class PolicyClient:
         )
         return list(reply.draft_ids)
 
+    async def voice_examples(self, creator_id: str) -> VoiceExamples:
+        reply = await self._stub.ListVoiceExamples(
+            pol_pb.ListVoiceExamplesRequest(creator_id=creator_id), timeout=RPC_TIMEOUT
+        )
+        return VoiceExamples(
+            version=reply.version,
+            examples=tuple(VoiceExample(e.fan_message, e.reply) for e in reply.examples),
+        )
+
+
+def persona_from_pb(p: mem_pb.PersonaProfile) -> Persona:
+    """The parts of a persona profile the prompt renders."""
+    return Persona(
+        version=p.version,
+        documents=p.documents,
+        mean_sentence_words=p.mean_sentence_words,
+        median_sentence_words=p.median_sentence_words,
+        emoji_per_post=p.emoji_per_post,
+        top_emoji=tuple(t.term for t in p.top_emoji),
+        hashtags_per_post=p.hashtags_per_post,
+        top_hashtags=tuple(t.term for t in p.top_hashtags),
+        signature_phrases=tuple(t.term for t in p.signature_phrases),
+        topics=tuple(t.term for t in p.topics),
+        languages=tuple((lang.language, lang.share) for lang in p.languages),
+        facts=tuple(f.text for f in p.facts),
+    )
+
 
 class MemoryClient:
     """Memory port over gRPC."""
@@ -229,6 +266,17 @@ class MemoryClient:
             mem_pb.GetFanMemoryRequest(creator_id=creator_id, fan_id=fan_id), timeout=RPC_TIMEOUT
         )
         return FanMemory(facts=tuple((f.key, f.value) for f in reply.facts), summary=reply.summary)
+
+    async def persona(self, creator_id: str) -> Persona | None:
+        try:
+            reply = await self._stub.GetPersonaProfile(
+                mem_pb.GetPersonaProfileRequest(creator_id=creator_id), timeout=RPC_TIMEOUT
+            )
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                return None  # nothing ingested yet: the generic persona
+            raise
+        return persona_from_pb(reply.profile)
 
     async def history(self, creator_id: str, fan_id: str, conversation_id: str, limit: int) -> list[PastTurn]:
         reply = await self._stub.ListTurns(

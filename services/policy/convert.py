@@ -292,6 +292,9 @@ def turn_record_from_pb(r: pb.TurnRecord) -> TurnRecord:
         final_text=r.final_text,
         controls_version=int(r.controls_version),
         draft_id=r.draft_id,
+        system_prompt=r.system_prompt,
+        persona_version=int(r.persona_version),
+        voice_examples_version=int(r.voice_examples_version),
     )
 
 
@@ -311,4 +314,7 @@ def turn_record_to_pb(r: TurnRecord) -> pb.TurnRecord:
         controls_version=r.controls_version,
         draft_id=r.draft_id,
         created_at=ts_to_pb(r.created_at),
+        system_prompt=r.system_prompt,
+        persona_version=r.persona_version,
+        voice_examples_version=r.voice_examples_version,
     )

@@ -16,6 +16,7 @@ from avatar.v1 import inference_service_pb2_grpc as inf_grpc
 from avatar.v1 import policy_service_pb2 as pb
 from avatar.v1 import policy_service_pb2_grpc as pb_grpc
 from services.common.clients import open_channel
+from services.common.convert import ts_to_pb
 from services.common.errors import InvalidArgument, ResourceExhausted, Unavailable
 from services.common.server import ServiceSpec
 from services.policy.config import PolicyConfig
@@ -43,6 +44,7 @@ Ctx = grpc.aio.ServicerContext[Any, Any]
 MAX_TEXT = 8_000
 MAX_DRAFT_TEXT = 20_000
 MAX_EVIDENCE = 50
+MAX_SYSTEM_PROMPT = 32_000
 
 
 def _require(value: str, name: str, limit: int = MAX_TEXT) -> str:
@@ -104,7 +106,9 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
             else ""
         )
         return pb.CheckInputResponse(
-            decision=decision_to_pb(decision, controls.version), disclosure=disclosure
+            decision=decision_to_pb(decision, controls.version),
+            disclosure=disclosure,
+            voice_examples_version=await self._store.voice_examples_version(creator_id),
         )
 
     async def CheckOutput(self, request: pb.CheckOutputRequest, context: Ctx) -> pb.CheckOutputResponse:
@@ -182,12 +186,35 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
         )
         return pb.MarkDeliveredResponse(draft_ids=ids)
 
+    async def ListVoiceExamples(
+        self, request: pb.ListVoiceExamplesRequest, context: Ctx
+    ) -> pb.ListVoiceExamplesResponse:
+        if request.limit < 0:
+            raise InvalidArgument("limit must not be negative")
+        examples, version = await self._store.voice_examples(
+            _require(request.creator_id, "creator_id"), request.limit or 3
+        )
+        return pb.ListVoiceExamplesResponse(
+            examples=[
+                pb.VoiceExample(
+                    draft_id=e.draft_id,
+                    fan_message=e.fan_message,
+                    reply=e.reply,
+                    approved_at=ts_to_pb(e.approved_at),
+                )
+                for e in examples
+            ],
+            version=version,
+        )
+
     # -- audit --------------------------------------------------------------------------------
 
     async def RecordTurn(self, request: pb.RecordTurnRequest, context: Ctx) -> pb.RecordTurnResponse:
         r = request.record
         for name in ("creator_id", "fan_id", "conversation_id", "fan_message"):
             _require(getattr(r, name), f"record.{name}")
+        if len(r.system_prompt) > MAX_SYSTEM_PROMPT:
+            raise InvalidArgument(f"record.system_prompt is longer than {MAX_SYSTEM_PROMPT} characters")
         record = turn_record_from_pb(r)
         record_id = await self._store.record_turn(record)
         # Retention is enforced where records arrive, so a creator's log never outgrows it by more

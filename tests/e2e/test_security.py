@@ -283,6 +283,7 @@ def test_every_rpc_of_the_api_has_a_deliberate_rule() -> None:
             "ListDrafts",
             "ApproveDraft",
             "RejectDraft",
+            "ListVoiceExamples",
             "ListAudit",
             "DeleteAudit",
         },

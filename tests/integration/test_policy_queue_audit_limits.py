@@ -185,3 +185,42 @@ async def test_rate_limits_fail_closed_when_redis_is_unreachable() -> None:
             await limiter.spend([Bucket("fan:x/y", RateLimit(per_minute=10, burst=1))])
     finally:
         await limiter.close()
+
+
+async def test_edited_approvals_become_voice_examples_newest_first(store: PolicyStore) -> None:
+    assert await store.voice_examples("maya") == ([], 0)
+    assert await store.voice_examples_version("maya") == 0
+    ids = [await store.submit_draft(draft(fan=f"fan-{i}", text=f"draft {i}")) for i in range(5)]
+    await store.decide_draft("maya", ids[0], approve=True, text="edit 0")
+    await store.decide_draft("maya", ids[1], approve=True)  # approved as is: not an example
+    await store.decide_draft("maya", ids[2], approve=False)  # rejected: not an example
+    await store.decide_draft("maya", ids[3], approve=True, text="edit 3")
+    examples, version = await store.voice_examples("maya", limit=3)
+    assert [(e.draft_id, e.fan_message, e.reply) for e in examples] == [
+        (ids[3], "How often do you feed her?", "edit 3"),
+        (ids[0], "How often do you feed her?", "edit 0"),
+    ]
+    assert version == await store.voice_examples_version("maya") and version > 0
+    # A new edit moves the version (what the gateway watches) and comes first.
+    await store.decide_draft("maya", ids[4], approve=True, text="edit 4")
+    newest, moved = await store.voice_examples("maya", limit=1)
+    assert [e.reply for e in newest] == ["edit 4"] and moved > version
+    assert await store.voice_examples("someone-else") == ([], 0)
+
+
+async def test_the_audit_record_keeps_the_system_prompt_and_its_versions(store: PolicyStore) -> None:
+    record = TurnRecord(
+        "maya",
+        "fan-1",
+        "c1",
+        "hi",
+        TurnOutcome.ANSWERED,
+        final_text="hello",
+        system_prompt="You are the AI avatar of the creator 'maya'.",
+        persona_version=7,
+        voice_examples_version=2,
+    )
+    record_id = await store.record_turn(record)
+    [stored] = await store.list_audit("maya", fan_id="fan-1")
+    assert dataclasses.replace(stored, record_id=0, created_at=None) == record
+    assert stored.record_id == record_id

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from services.common.telemetry import tracer
+from services.gateway.core.persona_cache import SystemPrompt, SystemPromptCache
 from services.gateway.core.prompt import build_messages
 from services.gateway.core.sentences import SentenceBuffer
 from services.gateway.core.types import (
@@ -40,11 +41,13 @@ from services.gateway.core.types import (
     PastTurn,
     PendingReply,
     PendingStatus,
+    Persona,
     TurnDelta,
     TurnEnd,
     TurnEvent,
     TurnRequest,
     TurnStart,
+    VoiceExamples,
 )
 
 _tracer = tracer(__name__)
@@ -78,6 +81,8 @@ class PolicyPort(Protocol):
 
     async def mark_delivered(self, creator_id: str, reply_ids: Sequence[str]) -> list[str]: ...
 
+    async def voice_examples(self, creator_id: str) -> VoiceExamples: ...
+
 
 class MemoryPort(Protocol):
     """The memory service as the gateway needs it."""
@@ -91,6 +96,8 @@ class MemoryPort(Protocol):
     ) -> list[PastTurn]: ...
 
     async def fan_memory(self, creator_id: str, fan_id: str) -> FanMemory: ...
+
+    async def persona(self, creator_id: str) -> Persona | None: ...
 
     async def append_turn(
         self,
@@ -155,6 +162,7 @@ class TurnRunner:
         memory: Memory port.
         inference: Inference port.
         settings: Retrieval knobs.
+        prompts: The creators' system messages (default: a cache over ``memory`` and ``policy``).
     """
 
     def __init__(
@@ -164,10 +172,12 @@ class TurnRunner:
         inference: InferencePort,
         *,
         settings: TurnSettings | None = None,
+        prompts: SystemPromptCache | None = None,
     ) -> None:
         self._policy = policy
         self._memory = memory
         self._inference = inference
+        self._prompts = prompts or SystemPromptCache(memory, policy)
         # Asked once, lazily: inference may still be loading when the gateway starts.
         self._test_model: bool | None = None
         self._settings = settings or TurnSettings()
@@ -223,7 +233,9 @@ class TurnRunner:
             evidence = await self._memory.search(
                 req.creator_id, req.message, embedding, self._settings.top_k, self._settings.min_score
             )
-        messages = build_messages(req.creator_id, history, evidence, req.message, fan)
+        with _tracer.start_as_current_span("turn.persona"):
+            system = await self._prompts.get(req.creator_id, verdict.voice_version)
+        messages = build_messages(req.creator_id, history, evidence, req.message, fan, system=system.text)
         gen = _Generated([], [], [decision] if decision.reasons else [], GenerationChunk(text=""))
         async for out in self._generate(req, conversation_id, messages, evidence, gen):
             # A held reply is checked exactly like a live one, but nothing of it reaches the fan.
@@ -237,6 +249,7 @@ class TurnRunner:
             await self._audit(
                 audit,
                 outcome=Outcome.PAUSED,
+                system=system,
                 retrieved=tuple(evidence),
                 draft_text="".join(gen.raw),
                 decisions=tuple(gen.decisions),
@@ -261,6 +274,7 @@ class TurnRunner:
             await self._audit(
                 audit,
                 outcome=Outcome.HELD,
+                system=system,
                 retrieved=tuple(evidence),
                 draft_text="".join(gen.raw),
                 decisions=tuple(gen.decisions),
@@ -272,6 +286,7 @@ class TurnRunner:
         await self._audit(
             audit,
             outcome=Outcome.ANSWERED,
+            system=system,
             retrieved=tuple(evidence),
             draft_text="".join(gen.raw),
             decisions=tuple(gen.decisions),
@@ -363,6 +378,7 @@ class TurnRunner:
         base: AuditEntry,
         *,
         outcome: Outcome,
+        system: SystemPrompt | None = None,
         retrieved: tuple[Evidence, ...] = (),
         draft_text: str = "",
         decisions: tuple[Decision, ...] = (),
@@ -381,6 +397,10 @@ class TurnRunner:
             final_text,
             base.controls_version,
             draft_id,
+            # What the model was told, so the creator can see which persona and examples shaped it.
+            system_prompt=system.text if system is not None else "",
+            persona_version=system.persona_version if system is not None else 0,
+            voice_version=system.voice_version if system is not None else 0,
         )
         with _tracer.start_as_current_span("turn.audit"):
             await self._policy.record_turn(entry)

@@ -42,6 +42,47 @@ class InputVerdict:
 
     decision: Decision
     disclosure: str
+    voice_version: int = 0
+    """Version of the creator's voice examples: the turn re-reads them only when it changes."""
+
+
+@dataclass(frozen=True)
+class Persona:
+    """A creator's persona profile as the prompt renders it (computed by ingest, corrected by the creator).
+
+    Counts are already ranked (most used first) by ingest; the prompt keeps the order it is given.
+    """
+
+    version: int
+    documents: int = 0
+    mean_sentence_words: float = 0.0
+    median_sentence_words: float = 0.0
+    emoji_per_post: float = 0.0
+    top_emoji: tuple[str, ...] = ()
+    hashtags_per_post: float = 0.0
+    top_hashtags: tuple[str, ...] = ()
+    signature_phrases: tuple[str, ...] = ()
+    topics: tuple[str, ...] = ()
+    languages: tuple[tuple[str, float], ...] = ()
+    """``(ISO 639-1 code, share of documents)``."""
+    facts: tuple[str, ...] = ()
+    """Sentences in which the creator stated something about themselves, in profile order."""
+
+
+@dataclass(frozen=True)
+class VoiceExample:
+    """A fan message and the reply as the creator edited it before approving."""
+
+    fan_message: str
+    reply: str
+
+
+@dataclass(frozen=True)
+class VoiceExamples:
+    """The creator's newest voice examples (newest first) and their version (0 = none)."""
+
+    version: int = 0
+    examples: tuple[VoiceExample, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -175,6 +216,9 @@ class AuditEntry:
     final_text: str = ""
     controls_version: int = 0
     draft_id: str = ""
+    system_prompt: str = ""
+    persona_version: int = 0
+    voice_version: int = 0
 
 
 class PendingStatus(enum.Enum):

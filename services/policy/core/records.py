@@ -159,6 +159,9 @@ class TurnRecord:
         draft_id: The approval-queue draft, for held turns.
         record_id: Assigned by the store.
         created_at: Assigned by the store.
+        system_prompt: The system message the reply was generated with ("" when none was).
+        persona_version: Persona profile version in it (0 = none).
+        voice_examples_version: Voice examples version in it (0 = none).
     """
 
     creator_id: str
@@ -174,3 +177,27 @@ class TurnRecord:
     draft_id: str = ""
     record_id: int = 0
     created_at: datetime | None = None
+    system_prompt: str = ""
+    persona_version: int = 0
+    voice_examples_version: int = 0
+
+
+MAX_VOICE_EXAMPLES = 20
+"""Most voice examples one call returns: they go into every prompt, so only a few ever matter."""
+
+
+@dataclass(frozen=True)
+class VoiceExample:
+    """A reply the creator edited before approving it: how they would have answered the fan.
+
+    Attributes:
+        draft_id: The draft it comes from.
+        fan_message: What the fan wrote.
+        reply: The reply as the creator approved it.
+        approved_at: When.
+    """
+
+    draft_id: str
+    fan_message: str
+    reply: str
+    approved_at: datetime | None

@@ -18,6 +18,7 @@ from services.policy.core.controls import Controls
 from services.policy.core.decisions import Decision, Stage
 from services.policy.core.records import (
     MAX_LIST,
+    MAX_VOICE_EXAMPLES,
     Draft,
     DraftAlreadyDecided,
     DraftNotFound,
@@ -27,6 +28,7 @@ from services.policy.core.records import (
     RecordedDecision,
     TurnOutcome,
     TurnRecord,
+    VoiceExample,
 )
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
@@ -284,18 +286,54 @@ class PolicyStore:
             if row[0] != DraftStatus.PENDING.value:
                 raise DraftAlreadyDecided(f"draft {draft_id!r} is already {row[0]}")
             final = (text if text is not None else row[1]) if approve else None
+            edited = approve and final != row[1]
+            # An edited approval becomes the creator's newest voice example (and bumps the version
+            # the gateway watches to refresh its cached examples).
             await conn.execute(
                 "UPDATE policy_drafts SET status = %s, final_text = %s, edited = %s, note = %s, "
-                "decided_at = now() WHERE id = %s",
+                "decided_at = now(), "
+                "example_seq = CASE WHEN %s THEN nextval('policy_voice_example_seq') END WHERE id = %s",
                 (
                     (DraftStatus.APPROVED if approve else DraftStatus.REJECTED).value,
                     final,
-                    approve and final != row[1],
+                    edited,
                     note,
+                    edited,
                     draft_id,
                 ),
             )
         return await self.get_draft(creator_id, draft_id)
+
+    async def voice_examples(self, creator_id: str, limit: int = 3) -> tuple[list[VoiceExample], int]:
+        """The creator's newest edited approvals and the examples version.
+
+        Args:
+            creator_id: Whose examples.
+            limit: At most this many (1 to ``MAX_VOICE_EXAMPLES``).
+
+        Returns:
+            ``(examples newest first, version)``; the version is 0 when the creator has none.
+        """
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT id, fan_message, final_text, decided_at, example_seq FROM policy_drafts "
+                "WHERE creator_id = %s AND example_seq IS NOT NULL ORDER BY example_seq DESC LIMIT %s",
+                (creator_id, min(max(limit, 1), MAX_VOICE_EXAMPLES)),
+            )
+            rows = await cur.fetchall()
+        examples = [VoiceExample(str(r[0]), r[1], r[2], r[3]) for r in rows]
+        return examples, int(rows[0][4]) if rows else 0
+
+    async def voice_examples_version(self, creator_id: str) -> int:
+        """The creator's examples version alone (0 = none): one index probe, asked on every turn."""
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT coalesce(max(example_seq), 0) FROM policy_drafts "
+                "WHERE creator_id = %s AND example_seq IS NOT NULL",
+                (creator_id,),
+            )
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
 
     async def mark_delivered(self, creator_id: str, draft_ids: Sequence[str]) -> list[str]:
         """Mark approved drafts as handed to the fan app.
@@ -327,8 +365,10 @@ class PolicyStore:
         async with self._pool.connection() as conn:
             cur = await conn.execute(
                 "INSERT INTO policy_audit (creator_id, fan_id, conversation_id, fan_message, retrieved, "
-                "draft_text, decisions, final_text, outcome, controls_version, draft_id, created_at) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, coalesce(%s, now())) RETURNING id",
+                "draft_text, decisions, final_text, outcome, controls_version, draft_id, created_at, "
+                "system_prompt, persona_version, voice_examples_version) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, coalesce(%s, now()), %s, %s, %s) "
+                "RETURNING id",
                 (
                     record.creator_id,
                     record.fan_id,
@@ -342,6 +382,9 @@ class PolicyStore:
                     record.controls_version,
                     record.draft_id or None,
                     at,
+                    record.system_prompt,
+                    record.persona_version,
+                    record.voice_examples_version,
                 ),
             )
             row = await cur.fetchone()
@@ -379,7 +422,8 @@ class PolicyStore:
         async with self._pool.connection() as conn:
             cur = await conn.execute(
                 "SELECT id, creator_id, fan_id, conversation_id, fan_message, retrieved, draft_text, "
-                "decisions, final_text, outcome, controls_version, coalesce(draft_id, ''), created_at "
+                "decisions, final_text, outcome, controls_version, coalesce(draft_id, ''), created_at, "
+                "system_prompt, persona_version, voice_examples_version "
                 "FROM policy_audit "
                 f"WHERE {' AND '.join(clauses)} ORDER BY id DESC LIMIT %s",
                 (*params, min(max(limit, 1), MAX_LIST)),
@@ -481,6 +525,9 @@ def _turn_record(row: Sequence[Any]) -> TurnRecord:
         controls_version=int(row[10]),
         draft_id=row[11],
         created_at=row[12],
+        system_prompt=row[13],
+        persona_version=int(row[14]),
+        voice_examples_version=int(row[15]),
     )
 
 
