@@ -4,6 +4,8 @@ Input-side controls are exercised through ``ConversationService.Converse``. Outp
 need deterministic reply text and the demo model's words are noise, so they are exercised through
 ``PolicyService.CheckOutput`` on the running policy service (exactly the call the gateway makes per
 sentence), and through the approval flow, where the text the fan finally gets is the creator's.
+The kill switch is also flipped in the middle of a real streaming reply, where the words do not
+matter, only that the reply stops at the next sentence.
 """
 
 from __future__ import annotations
@@ -23,8 +25,12 @@ from avatar.v1 import policy_service_pb2_grpc as pol_grpc
 from avatar.v1 import types_pb2
 from services.common.config import ServerConfig
 from services.common.server import start_server
+from services.gateway import server as gateway_server
+from services.gateway.config import GatewayConfig
+from services.gateway.core.sentences import SentenceBuffer
 from services.policy import server as policy_server
 from services.policy.config import PolicyConfig
+from services.policy.core.checks import PAUSED_TEXT
 from tests.e2e.conftest import SAMPLES, Suite
 
 pytestmark = pytest.mark.timeout(300)
@@ -35,6 +41,8 @@ ALLOW = types_pb2.POLICY_ACTION_ALLOW
 REFUSE = types_pb2.POLICY_ACTION_REFUSE
 REWRITE = types_pb2.POLICY_ACTION_REWRITE
 ABSTAIN = types_pb2.POLICY_ACTION_ABSTAIN
+# The suite's inference service caps replies at 256 tokens; a reply that long takes many sentences.
+LONG_REPLY_TOKENS = 256
 
 
 def _creator(prefix: str = "maya") -> str:
@@ -288,6 +296,77 @@ async def test_kill_switch_applies_to_the_very_next_call_everywhere(suite: Suite
     _, _, end = await _turn(suite, creator, "fan-k", "How is Doughlores?")
     assert end.outcome == conv_pb.REPLY_OUTCOME_PAUSED
     assert end.usage.completion_tokens == 0
+
+
+async def test_kill_switch_flipped_while_a_reply_streams_stops_that_reply(suite: Suite) -> None:
+    creator = await _known_creator(suite)
+    # A gateway of its own that asks for long replies (the shared one stops at 24 tokens), so the
+    # reply is still being generated when the switch is flipped.
+    cfg = GatewayConfig(
+        ServerConfig(host="127.0.0.1", port=0, grace_seconds=2.0, otlp_endpoint=None, log_level="INFO"),
+        suite.target("policy"),
+        suite.target("memory"),
+        suite.target("inference"),
+        max_tokens=LONG_REPLY_TOKENS,
+        temperature=0.0,
+        top_k=3,
+        min_score=0.2,
+        max_message_chars=2000,
+    )
+    gateway = await start_server(await gateway_server.build(cfg), config=cfg.server)
+    try:
+        async with grpc.aio.insecure_channel(gateway.target) as ch:
+            call = conv_grpc.ConversationServiceStub(ch).Converse(
+                conv_pb.ConverseRequest(creator_id=creator, fan_id="fan-s", message="Tell me about the Tank"),
+                timeout=120,
+            )
+            events = aiter(call)
+            start = await anext(events)
+            assert start.WhichOneof("event") == "start"
+            first = await anext(events)
+            assert first.WhichOneof("event") == "delta", "the reply ended before its first sentence"
+            # The creator flips the kill switch while the reply is streaming.
+            await _controls(suite, creator_id=creator, autonomy=pol_pb.AUTONOMY_PAUSED)
+            # The next turn, from another fan, starts right away: no cache stands between the switch
+            # and the next check, so it is refused even while the first reply is still winding down.
+            next_turn = asyncio.create_task(_turn(suite, creator, "fan-t", "How is Doughlores?"))
+            rest = [e async for e in events]
+            _, deltas, paused_end = await next_turn
+    finally:
+        await gateway.stop(1.0)
+
+    kinds = [e.WhichOneof("event") for e in rest]
+    assert kinds[-1] == "end" and set(kinds[:-1]) <= {"delta"}
+    end = rest[-1].end
+    after = [e.delta.text for e in rest[:-1]]
+    assert end.outcome == conv_pb.REPLY_OUTCOME_PAUSED
+    # The first sentence checked after the switch was refused and replaced by the pause text; the
+    # only other text the fan may still get is the sentence whose check was in flight.
+    assert after and after[-1].strip() == PAUSED_TEXT
+    assert len(after) <= 2
+    assert end.text == first.delta.text + "".join(after)
+    # The refusal is the last decision: nothing was checked, let alone released, after it.
+    assert end.decisions[-1].action == REFUSE
+    assert [r.code for r in end.decisions[-1].reasons] == ["autonomy_paused"]
+    assert [r.code for d in end.decisions for r in d.reasons].count("autonomy_paused") == 1
+
+    assert paused_end.outcome == conv_pb.REPLY_OUTCOME_PAUSED
+    assert "".join(deltas) == paused_end.text == PAUSED_TEXT
+    assert paused_end.usage.completion_tokens == 0
+
+    # The audit keeps the draft as checked: what was released, then the one refused sentence and
+    # nothing after it (generation stopped there).
+    async with suite.channel("policy") as ch:
+        listed = await pol_grpc.PolicyServiceStub(ch).ListAudit(
+            pol_pb.ListAuditRequest(creator_id=creator), timeout=10
+        )
+    [record] = [r for r in listed.records if r.fan_id == "fan-s"]
+    assert (record.outcome, record.final_text) == (pol_pb.TURN_OUTCOME_PAUSED, end.text)
+    released = end.text[: -len(after[-1])]
+    assert record.draft_text.startswith(released)
+    buffer = SentenceBuffer()
+    refused = [*buffer.push(record.draft_text[len(released) :]), buffer.flush()]
+    assert len([r for r in refused if r]) == 1
 
 
 # -- approval queue ---------------------------------------------------------------------------
