@@ -465,10 +465,12 @@ class MemoryStore:
                 for i in order
             ]
             async with conn.cursor() as insert_cur:
+                # The embedding is bound in binary (%b): pgvector's text form costs ~0.5 ms of Python
+                # per 384-d vector, as much as the rest of a chunk's write.
                 await insert_cur.executemany(
                     """INSERT INTO chunks (creator_id, source_id, ordinal, text, start_char, end_char,
                                            token_count, content_hash, embedding)
-                       VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+                       VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %b)
                        ON CONFLICT (creator_id, content_hash) DO NOTHING""",
                     params,
                 )
