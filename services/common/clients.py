@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Callable
+import socket
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -99,19 +101,54 @@ def channel_options(security: ClientSecurity) -> list[tuple[str, Any]]:
     return options
 
 
-def open_channel(target: str, security: ClientSecurity | None = None) -> grpc.aio.Channel:
+def open_channel(
+    target: str,
+    security: ClientSecurity | None = None,
+    extra_options: Sequence[tuple[str, Any]] = (),
+) -> grpc.aio.Channel:
     """A channel to another service with tracing, retries, and TLS/token when configured.
 
     Args:
         target: ``host:port``.
         security: TLS and token settings; default: read from the environment for service calls.
+        extra_options: More channel arguments (e.g. a shorter reconnect back-off).
     """
     security = security if security is not None else ClientSecurity.for_services()
     interceptors: list[Any] = list(client_interceptors())
     creds = channel_credentials(security)
-    options = channel_options(security)
+    options = [*channel_options(security), *extra_options]
     if creds is not None:
         return grpc.aio.secure_channel(target, creds, options=options, interceptors=interceptors)
     if security.token:
         interceptors.append(_BearerInterceptor(security.token))
     return grpc.aio.insecure_channel(target, options=options, interceptors=interceptors)
+
+
+def split_target(target: str) -> tuple[str, int]:
+    """``host:port`` (``[v6]:port`` too) as its host and port.
+
+    Raises:
+        ValueError: No port, or a port that is not a number.
+    """
+    host, sep, port = target.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f"expected host:port, got {target!r}")
+    return host.removeprefix("[").removesuffix("]"), int(port)
+
+
+async def resolve_all(target: str) -> list[str]:
+    """Every address ``host:port`` resolves to, as sorted ``ip:port`` targets.
+
+    A Kubernetes headless Service answers with one record per ready pod, so this lists the
+    replicas behind it (gRPC's own resolver would hide them behind one channel).
+
+    Raises:
+        OSError: The name does not resolve.
+    """
+    host, port = split_target(target)
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    found = set()
+    for family, _, _, _, sockaddr in infos:
+        ip = str(sockaddr[0])
+        found.add(f"[{ip}]:{port}" if family == socket.AF_INET6 else f"{ip}:{port}")
+    return sorted(found)

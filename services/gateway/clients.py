@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import TypeVar
 
 import grpc
 
@@ -14,7 +16,9 @@ from avatar.v1 import policy_service_pb2 as pol_pb
 from avatar.v1 import policy_service_pb2_grpc as pol_grpc
 from avatar.v1 import types_pb2
 from services.common.convert import kind_name, platform_name, ts_from_pb
+from services.common.errors import Unavailable
 from services.common.redis_cache import EmbeddingCache
+from services.gateway.core import routing
 from services.gateway.core.types import (
     Action,
     AuditEntry,
@@ -33,6 +37,10 @@ from services.gateway.core.types import (
     VoiceExample,
     VoiceExamples,
 )
+from services.gateway.replicas import InferenceReplicas
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _ACTIONS = {
     types_pb2.POLICY_ACTION_ALLOW: Action.ALLOW,
@@ -117,6 +125,7 @@ class PolicyClient:
         *,
         fan_age: int | None = None,
         fan_age_verified: bool = False,
+        embedding: Sequence[float] | None = None,
     ) -> InputVerdict:
         reply = await self._stub.CheckInput(
             pol_pb.CheckInputRequest(
@@ -127,6 +136,8 @@ class PolicyClient:
                 minutes_since_last_turn=minutes_since_last,
                 fan_age=fan_age,
                 fan_age_verified=fan_age_verified,
+                # The vector the turn retrieves with: policy then skips embedding the message again.
+                embedding=list(embedding) if embedding is not None else [],
             ),
             timeout=RPC_TIMEOUT,
         )
@@ -305,17 +316,68 @@ class MemoryClient:
 
 
 class InferenceClient:
-    """Inference port over gRPC."""
+    """Inference port over gRPC, spread over the inference replicas.
+
+    Generate goes to the creator's home replica (rendezvous hashing, see
+    :mod:`services.gateway.core.routing`) so the creator's persona and each fan's history stay in
+    one replica's prefix cache. A replica that answers UNAVAILABLE before the first token is marked
+    down for a back-off and the request moves to the creator's next-ranked replica; once tokens
+    have reached the fan a failure is final, because a retry would stream a different reply after
+    the words already shown. Embeddings and model info go to any healthy replica.
+
+    Args:
+        replicas: The replicas, or one stub (a single replica the caller owns).
+        sampling: Sampling parameters of every reply.
+        embeddings: Query-embedding cache (optional).
+    """
 
     def __init__(
         self,
-        stub: inf_grpc.InferenceServiceAsyncStub,
+        replicas: InferenceReplicas | inf_grpc.InferenceServiceAsyncStub,
         sampling: inf_pb.SamplingParams,
         embeddings: EmbeddingCache | None = None,
     ) -> None:
-        self._stub = stub
+        self._replicas = (
+            replicas if isinstance(replicas, InferenceReplicas) else InferenceReplicas.of_stub(replicas)
+        )
         self._sampling = sampling
         self._cache = embeddings
+        self._turn = 0
+
+    def _any_order(self) -> list[str]:
+        self._turn += 1
+        r = self._replicas
+        return routing.any_order(r.addresses, r.health, r.clock(), self._turn)
+
+    async def _unary(self, call: Callable[[inf_grpc.InferenceServiceAsyncStub], Awaitable[T]]) -> T:
+        """Run an idempotent call on any replica, moving on from those that are UNAVAILABLE."""
+        failure: grpc.aio.AioRpcError | None = None
+        for address in self._any_order():
+            stub = self._replicas.stub(address)
+            if stub is None:
+                continue
+            try:
+                result = await call(stub)
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() != grpc.StatusCode.UNAVAILABLE:
+                    raise
+                self._mark_down(address, exc)
+                failure = exc
+                continue
+            self._replicas.health.mark_up(address)
+            return result
+        if failure is not None:
+            raise failure
+        raise Unavailable("no inference replicas are known yet")
+
+    def _mark_down(self, address: str, exc: grpc.aio.AioRpcError) -> None:
+        until = self._replicas.health.mark_down(address, self._replicas.clock())
+        log.warning(
+            "inference replica %s unavailable (%s); skipping it for %.1fs",
+            address,
+            exc.details(),
+            until - self._replicas.clock(),
+        )
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]:
         # Fans ask the same questions; a cached query embedding skips a model run (fails open).
@@ -323,7 +385,8 @@ class InferenceClient:
             hit = await self._cache.get(EMBEDDING_MODEL, texts[0])
             if hit is not None:
                 return [hit.tolist()]
-        reply = await self._stub.Embed(inf_pb.EmbedRequest(texts=list(texts)), timeout=RPC_TIMEOUT)
+        request = inf_pb.EmbedRequest(texts=list(texts))
+        reply = await self._unary(lambda stub: stub.Embed(request, timeout=RPC_TIMEOUT))
         vectors = [list(e.values) for e in reply.embeddings]
         if self._cache is not None and len(texts) == 1:
             await self._cache.put(EMBEDDING_MODEL, texts[0], vectors[0])
@@ -337,20 +400,44 @@ class InferenceClient:
             sampling=self._sampling,
             request_id=request_id,
         )
-        call = self._stub.Generate(request, timeout=120)
-        try:
-            async for piece in call:
-                done = piece.finish_reason != inf_pb.FINISH_REASON_UNSPECIFIED
-                yield GenerationChunk(
-                    text=piece.text,
-                    finished=done,
-                    prompt_tokens=piece.usage.prompt_tokens,
-                    completion_tokens=piece.usage.completion_tokens,
-                    cached_prompt_tokens=piece.usage.cached_prompt_tokens,
-                )
-        finally:
-            call.cancel()  # type: ignore[no-untyped-call]  # frees the engine's sequence if the fan went away mid-reply
+        r = self._replicas
+        order = routing.failover_order(routing.route_key(request_id), r.addresses, r.health, r.clock())
+        failure: grpc.aio.AioRpcError | None = None
+        for address in order:
+            stub = r.stub(address)
+            if stub is None:
+                continue
+            call = stub.Generate(request, timeout=120)
+            streamed = False
+            try:
+                async for piece in call:
+                    if not streamed:
+                        streamed = True
+                        r.health.mark_up(address)
+                    done = piece.finish_reason != inf_pb.FINISH_REASON_UNSPECIFIED
+                    yield GenerationChunk(
+                        text=piece.text,
+                        finished=done,
+                        prompt_tokens=piece.usage.prompt_tokens,
+                        completion_tokens=piece.usage.completion_tokens,
+                        cached_prompt_tokens=piece.usage.cached_prompt_tokens,
+                    )
+                return
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() != grpc.StatusCode.UNAVAILABLE:
+                    raise
+                self._mark_down(address, exc)
+                if streamed:
+                    raise  # the fan has seen part of this reply: another replica would write a different one
+                failure = exc
+            finally:
+                call.cancel()  # type: ignore[no-untyped-call]  # frees the engine's sequence if the fan went away mid-reply
+        if failure is not None:
+            raise failure
+        raise Unavailable("no inference replicas are known yet")
 
     async def is_test_model(self) -> bool:
-        reply = await self._stub.GetModelInfo(inf_pb.GetModelInfoRequest(), timeout=RPC_TIMEOUT)
+        reply = await self._unary(
+            lambda stub: stub.GetModelInfo(inf_pb.GetModelInfoRequest(), timeout=RPC_TIMEOUT)
+        )
         return bool(reply.generator_random_weights)

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from services.common import config as c
+from services.common.clients import split_target
 
 
 @dataclass(frozen=True)
@@ -19,7 +20,7 @@ class GatewayConfig:
     memory_target: str
     """Memory service (``AVATAR_MEMORY_TARGET``)."""
     inference_target: str
-    """Inference service (``AVATAR_INFERENCE_TARGET``)."""
+    """The inference service when it is one replica (``AVATAR_INFERENCE_TARGET``)."""
     max_tokens: int
     """Longest reply in tokens (``AVATAR_GATEWAY_MAX_TOKENS``)."""
     temperature: float
@@ -32,6 +33,19 @@ class GatewayConfig:
     """Longest accepted fan message (``AVATAR_GATEWAY_MAX_MESSAGE_CHARS``)."""
     redis_url: str | None = None
     """Redis for the query-embedding cache (``AVATAR_REDIS_URL``; unset = no cache)."""
+    inference_targets: tuple[str, ...] = ()
+    """Inference replicas, routed to by creator (``AVATAR_INFERENCE_TARGETS``, comma-separated
+    ``host:port``; set, it replaces ``inference_target``)."""
+    inference_dns: str | None = None
+    """``host:port`` of a headless Service whose records are the inference replicas
+    (``AVATAR_INFERENCE_DNS``; set, it replaces both lists and is re-resolved periodically)."""
+    inference_dns_refresh_seconds: float = 10.0
+    """How often ``inference_dns`` is re-resolved (``AVATAR_INFERENCE_DNS_REFRESH_SECONDS``)."""
+
+    @property
+    def inference_replicas(self) -> tuple[str, ...]:
+        """The static inference replicas in effect (ignored when ``inference_dns`` is set)."""
+        return self.inference_targets or (self.inference_target,)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> GatewayConfig:
@@ -46,4 +60,39 @@ class GatewayConfig:
             min_score=c.env_float("AVATAR_GATEWAY_MIN_SCORE", 0.3, env),
             max_message_chars=c.env_int("AVATAR_GATEWAY_MAX_MESSAGE_CHARS", 4000, env, minimum=1),
             redis_url=c.redis_url(env),
+            inference_targets=_targets(c.env_opt("AVATAR_INFERENCE_TARGETS", env)),
+            inference_dns=_dns(c.env_opt("AVATAR_INFERENCE_DNS", env), env),
+            inference_dns_refresh_seconds=_refresh(env),
         )
+
+
+def _targets(raw: str | None) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    targets = tuple(dict.fromkeys(t.strip() for t in raw.split(",") if t.strip()))
+    for target in targets:
+        _check_target("AVATAR_INFERENCE_TARGETS", target)
+    return targets
+
+
+def _dns(raw: str | None, env: Mapping[str, str] | None) -> str | None:
+    if raw is None:
+        return None
+    if c.env_opt("AVATAR_INFERENCE_TARGETS", env) is not None:
+        raise c.ConfigError("set AVATAR_INFERENCE_TARGETS or AVATAR_INFERENCE_DNS, not both")
+    _check_target("AVATAR_INFERENCE_DNS", raw.strip())
+    return raw.strip()
+
+
+def _check_target(name: str, target: str) -> None:
+    try:
+        split_target(target)
+    except ValueError as exc:
+        raise c.ConfigError(f"{name}: {exc}") from exc
+
+
+def _refresh(env: Mapping[str, str] | None) -> float:
+    seconds = c.env_float("AVATAR_INFERENCE_DNS_REFRESH_SECONDS", 10.0, env)
+    if seconds <= 0:
+        raise c.ConfigError(f"AVATAR_INFERENCE_DNS_REFRESH_SECONDS must be > 0, got {seconds}")
+    return seconds

@@ -10,11 +10,10 @@ import grpc
 from avatar.v1 import conversation_service_pb2 as pb
 from avatar.v1 import conversation_service_pb2_grpc as pb_grpc
 from avatar.v1 import inference_service_pb2 as inf_pb
-from avatar.v1 import inference_service_pb2_grpc as inf_grpc
 from avatar.v1 import memory_service_pb2_grpc as mem_grpc
 from avatar.v1 import policy_service_pb2_grpc as pol_grpc
 from avatar.v1 import types_pb2
-from services.common.clients import open_channel
+from services.common.clients import open_channel, resolve_all
 from services.common.convert import citation_to_pb
 from services.common.errors import InvalidArgument
 from services.common.redis_cache import EmbeddingCache, connect
@@ -30,6 +29,7 @@ from services.gateway.core.types import (
     TurnRequest,
     TurnStart,
 )
+from services.gateway.replicas import InferenceReplicas
 
 Ctx = grpc.aio.ServicerContext[Any, Any]
 _OUTCOMES = {
@@ -135,16 +135,28 @@ class ConversationServicer(pb_grpc.ConversationServiceServicer):
         )
 
 
+def inference_replicas(cfg: GatewayConfig) -> InferenceReplicas:
+    """The inference replicas: a static list, or the records of a DNS name re-resolved periodically."""
+    if cfg.inference_dns is None:
+        return InferenceReplicas(cfg.inference_replicas)
+    name = cfg.inference_dns
+    return InferenceReplicas(
+        resolve=lambda: resolve_all(name), refresh_seconds=cfg.inference_dns_refresh_seconds
+    )
+
+
 async def build(cfg: GatewayConfig) -> ServiceSpec:
-    """Open channels to the three downstream services and describe the gateway."""
-    channels = [open_channel(t) for t in (cfg.policy_target, cfg.memory_target, cfg.inference_target)]
+    """Open channels to the downstream services (one per inference replica) and describe the gateway."""
+    channels = [open_channel(t) for t in (cfg.policy_target, cfg.memory_target)]
     policy = PolicyClient(pol_grpc.PolicyServiceStub(channels[0]))
     memory = MemoryClient(mem_grpc.MemoryServiceStub(channels[1]))
     sampling = inf_pb.SamplingParams(
         max_tokens=cfg.max_tokens, temperature=cfg.temperature, top_p=0.95, repetition_penalty=1.1
     )
     embeddings = EmbeddingCache(connect(cfg.redis_url)) if cfg.redis_url else None
-    inference = InferenceClient(inf_grpc.InferenceServiceStub(channels[2]), sampling, embeddings)
+    replicas = inference_replicas(cfg)
+    await replicas.start()
+    inference = InferenceClient(replicas, sampling, embeddings)
     runner = TurnRunner(
         policy, memory, inference, settings=TurnSettings(top_k=cfg.top_k, min_score=cfg.min_score)
     )
@@ -153,6 +165,7 @@ async def build(cfg: GatewayConfig) -> ServiceSpec:
     async def stop() -> None:
         for channel in channels:
             await channel.close(None)
+        await replicas.close()
         if embeddings is not None:
             await embeddings.close()
 

@@ -33,6 +33,10 @@ def test_compose_describes_the_suite() -> None:
         assert env["AVATAR_DATABASE_URL"].startswith("postgresql://")
         assert env["AVATAR_REDIS_URL"].startswith("redis://")
     assert services["inference"]["depends_on"]["models"]["condition"] == "service_completed_successfully"
+    # The gateway resolves every inference container (docker compose up --scale inference=N) and
+    # routes each creator to one of them.
+    assert services["gateway"]["environment"]["AVATAR_INFERENCE_DNS"] == "inference:50055"
+    assert "AVATAR_INFERENCE_DNS" not in services["ingest"]["environment"]
 
 
 def test_validator_rejects_unknown_keys(tmp_path: Path) -> None:

@@ -10,6 +10,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from services.gateway.config import GatewayConfig
+
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"
 SUITE = ("gateway", "ingest", "memory", "policy", "inference")
@@ -66,3 +68,24 @@ def test_each_service_scales_on_its_own_and_inference_runs_on_gpus() -> None:
     assert inference["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
     assert by_kind["HorizontalPodAutoscaler"]["inference"]["spec"]["metrics"][0]["type"] == "Pods"
     assert by_kind["Service"]["inference-headless"]["spec"]["clusterIP"] == "None"
+
+
+def test_gateway_routes_inference_by_creator_over_every_ready_replica() -> None:
+    base = {(d["kind"], d["metadata"]["name"]): d for p, d in _resources() if p.parent.name == "base"}
+    inference = base[("Deployment", "inference")]
+    headless = base[("Service", "inference-headless")]["spec"]
+    assert headless["clusterIP"] == "None" and not headless["publishNotReadyAddresses"]
+    assert headless["selector"] == inference["spec"]["selector"]["matchLabels"]
+    port = inference["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"]
+    assert headless["ports"][0]["port"] == port
+
+    container = base[("Deployment", "gateway")]["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    # The same variables the gateway reads: a bad value would stop it at start.
+    cfg = GatewayConfig.from_env(env)
+    assert cfg.inference_dns == f"inference-headless:{port}"
+    assert cfg.inference_dns_refresh_seconds > 0
+    # Only the gateway routes by creator; ingest and policy embed through the balanced Service.
+    for name in ("ingest", "policy", "memory", "inference"):
+        spec = base[("Deployment", name)]["spec"]["template"]["spec"]["containers"][0]
+        assert all(e["name"] != "AVATAR_INFERENCE_DNS" for e in spec.get("env", []))
