@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import psycopg
+import psycopg_pool
 
 from avatar.v1 import inference_service_pb2 as inf_pb
 from avatar.v1 import inference_service_pb2_grpc as inf_grpc
@@ -156,6 +158,33 @@ def _status_error(exc: IngestError, job_id: str) -> Exception:
     return InvalidArgument(f"{exc}{where}")
 
 
+#: Statuses of a dependency that mean "not now" rather than "never": a job waits them out.
+_TRANSIENT_CODES = frozenset(
+    {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.RESOURCE_EXHAUSTED}
+)
+#: First and longest wait before a paused job tries again.
+RETRY_SECONDS = 0.5
+MAX_RETRY_SECONDS = 15.0
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether ``exc`` is an outage of Postgres, memory or inference that retrying can outlast."""
+    if isinstance(exc, grpc.aio.AioRpcError):
+        return exc.code() in _TRANSIENT_CODES
+    return isinstance(exc, psycopg.OperationalError | psycopg_pool.PoolTimeout)
+
+
+def retry_delay(pauses: int) -> float:
+    """Seconds to wait before the ``pauses``-th retry (doubling, capped)."""
+    return float(min(MAX_RETRY_SECONDS, RETRY_SECONDS * 2.0 ** min(pauses - 1, 16)))
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, grpc.aio.AioRpcError):
+        return f"{exc.code().name}: {exc.details()}"
+    return f"{type(exc).__name__}: {exc}"
+
+
 class InferenceEmbedder:
     """Embedding port backed by InferenceService.Embed."""
 
@@ -266,21 +295,21 @@ class JobRunner:
 
     async def _run(self, job: Job) -> Job:
         try:
-            job = await self.pipeline.run(job, on_progress=self._publish)
+            job = await self._run_until_done(job)
             error = request_error(job)
             if error is not None:
                 job = replace(job, state=JobState.FAILED, error=str(error))
-                await self.records.save_job(job)
+                await self._store_final(job)
             return job
         except Exception as exc:
-            # A dependency failed (memory or inference down): the job stops, resumable by re-ingesting.
+            # A dependency refused the job itself (not a transient outage): the job stops.
             log.exception("ingest job %s failed", job.job_id)
             message = exc.details() if isinstance(exc, grpc.aio.AioRpcError) else type(exc).__name__
             failed = replace(
                 self._live.get(job.job_id, job), state=JobState.FAILED, error=f"stopped: {message}"
             )
-            await self.records.save_job(failed)
             job = failed
+            await self._store_final(failed)
             raise
         finally:
             await self._publish(job)
@@ -288,6 +317,57 @@ class JobRunner:
             self._live.pop(job.job_id, None)
             if job.finished and Path(job.root).is_relative_to(self.spool):
                 shutil.rmtree(Path(job.root).parent, ignore_errors=True)
+
+    async def _run_until_done(self, job: Job) -> Job:
+        """Run the pipeline, and when a dependency is down, wait and resume instead of failing.
+
+        An accepted job must not be lost to a Postgres restart or a memory or inference replica
+        going away: the outage pauses it and it resumes, with a capped back-off, from what the
+        records say is done. Re-doing the interrupted file is safe (memory stores each chunk
+        once by content hash), so nothing is lost or duplicated.
+        """
+        pauses = 0
+        while True:
+            try:
+                return await self.pipeline.run(job, on_progress=self._publish)
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                pauses += 1
+                delay = retry_delay(pauses)
+                log.warning(
+                    "ingest job %s paused: a dependency is unavailable (%s); resuming in %.1fs",
+                    job.job_id,
+                    _describe(exc),
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                job = await self._reload(job)
+
+    async def _reload(self, job: Job) -> Job:
+        """The job as recorded (the files it finished), read once Postgres answers again."""
+        pauses = 0
+        while True:
+            try:
+                return await self.records.load_job(job.job_id)
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                pauses += 1
+                await asyncio.sleep(retry_delay(pauses))
+
+    async def _store_final(self, job: Job) -> None:
+        """Record a finished job, waiting out a Postgres outage so the outcome is not lost."""
+        pauses = 0
+        while True:
+            try:
+                await self.records.save_job(job)
+                return
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                pauses += 1
+                await asyncio.sleep(retry_delay(pauses))
 
     async def get(self, job_id: str) -> Job:
         """The freshest snapshot: the live one when this process runs the job, else the stored one."""

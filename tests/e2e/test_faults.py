@@ -7,13 +7,18 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import grpc
+import psycopg
 import pytest
 
 from avatar.v1 import conversation_service_pb2 as conv_pb
 from avatar.v1 import conversation_service_pb2_grpc as conv_grpc
+from avatar.v1 import ingest_service_pb2 as ingest_pb
+from avatar.v1 import ingest_service_pb2_grpc as ingest_grpc
 from avatar.v1 import policy_service_pb2 as pol_pb
 from avatar.v1 import policy_service_pb2_grpc as pol_grpc
 from services.cli.main import ingest_path
@@ -22,6 +27,7 @@ from services.common.infra import start_postgres
 from tests.e2e.conftest import SAMPLES
 
 pytestmark = pytest.mark.timeout(300)
+T = TypeVar("T")
 
 
 def _settings(model_dir: Path, database_url: str, redis_url: str, tmp: Path, **env: str) -> StackSettings:
@@ -199,3 +205,198 @@ def test_redis_down_fails_rate_limits_closed_and_caches_open(
     finally:
         redis.kill()
         redis.wait()
+
+
+# -- nothing accepted is lost across a Postgres restart ------------------------------------------
+
+_WORDS = (
+    *("kettlebell", "swing", "hinge", "hips", "breath", "grip", "bell", "press", "squat", "lunge"),
+    *("mobility", "ankle", "shoulder", "core", "tempo", "rest", "set", "rep", "warmup", "cooldown"),
+    *("coach", "session", "program", "week", "morning", "evening", "strength", "balance", "posture"),
+    *("spine", "knee", "elbow", "wrist", "stretch", "flow", "carry", "farmer", "goblet", "snatch"),
+)
+
+
+def _corpus(root: Path, files: int, posts: int) -> Path:
+    """A synthetic export big enough that a Postgres restart lands in the middle of its ingest.
+
+    Seeded random word salad: every post is distinct and no two are near duplicates, so each one
+    is stored (as one chunk) exactly once.
+    """
+    import json
+    import random
+
+    rng = random.Random(7)
+    root.mkdir(parents=True)
+    for f in range(files):
+        lines = []
+        for p in range(posts):
+            text = " ".join(rng.choice(_WORDS) for _ in range(30))
+            lines.append(
+                json.dumps(
+                    {
+                        "id": f"gen-{f}-{p}",
+                        "platform": "instagram",
+                        "kind": "post",
+                        "created_at": "2024-02-01T07:00:00Z",
+                        "text": f"Post {f}-{p}: {text}.",
+                    }
+                )
+            )
+        (root / f"posts_{f:03d}.jsonl").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def _job(target: str, job_id: str) -> ingest_pb.Job:
+    with grpc.insecure_channel(target) as ch:
+        return (
+            ingest_grpc.IngestServiceStub(ch).GetJob(ingest_pb.GetJobRequest(job_id=job_id), timeout=10).job
+        )
+
+
+def _chunk_hashes(database_url: str, creator: str) -> list[str]:
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute("SELECT content_hash FROM chunks WHERE creator_id = %s", (creator,)).fetchall()
+    return sorted(r[0] for r in rows)
+
+
+def test_an_accepted_ingest_job_survives_a_postgres_restart(
+    model_dir: Path, redis_url: str, tmp_path: Path
+) -> None:
+    files, posts = 20, 8
+    corpus = _corpus(tmp_path / "export", files, posts)
+    pg_dir = Path(tempfile.mkdtemp(prefix="avpgj", dir="/tmp")) / "pg"
+    pg = start_postgres(pg_dir)
+    try:
+        with Stack(_settings(model_dir, pg.url, redis_url, tmp_path)) as stack:
+            ingest = stack.target("ingest")
+            with grpc.insecure_channel(ingest) as ch:
+                request = ingest_pb.IngestPathRequest(creator_id="rio", path=str(corpus), async_start=True)
+                job_id = ingest_grpc.IngestServiceStub(ch).IngestPath(request, timeout=30).job.job_id
+            assert job_id, "the job was accepted"
+            deadline = time.monotonic() + 120
+            while (job := _job(ingest, job_id)).files_done < 2:
+                assert job.state != ingest_pb.JOB_STATE_FAILED, job.error
+                assert time.monotonic() < deadline, "the job never started"
+                time.sleep(0.05)
+
+            pg.stop()
+            # The job is still running (it cannot finish without its store): the restart lands mid-job.
+            assert _job(ingest, job_id).state == ingest_pb.JOB_STATE_RUNNING
+            assert _job(ingest, job_id).files_done < files, "the corpus is too small to restart mid-job"
+            time.sleep(4)  # long enough for the job's next writes to fail (pools wait 2 s)
+            pg = start_postgres(pg_dir)
+
+            deadline = time.monotonic() + 240
+            while (job := _job(ingest, job_id)).state not in (
+                ingest_pb.JOB_STATE_SUCCEEDED,
+                ingest_pb.JOB_STATE_FAILED,
+            ):
+                assert time.monotonic() < deadline, f"the job did not finish: {job}"
+                time.sleep(0.5)
+            # No service was restarted: the job resumed in the process that accepted it.
+            assert all(p.poll() is None for p in stack.procs.values())
+            assert job.state == ingest_pb.JOB_STATE_SUCCEEDED, job.error
+            assert (job.files_done, job.files_total, job.files_failed) == (files, files, 0)
+            assert all(
+                f.status in (ingest_pb.FILE_STATUS_INGESTED, ingest_pb.FILE_STATUS_UNCHANGED)
+                for f in job.files
+            )
+
+            # The same export into a creator that saw no fault is the reference.
+            ingest_path(ingest, "rio-control", corpus)
+        stored = _chunk_hashes(pg.url, "rio")
+        assert len(stored) == files * posts, "every post stored once: none lost"
+        assert len(set(stored)) == len(stored), "and none twice"
+        assert stored == _chunk_hashes(pg.url, "rio-control")
+    finally:
+        pg.stop()
+
+
+def _retry_while_unavailable(call: Callable[[], T], what: str, timeout: float = 60) -> T:
+    """``call()`` once Postgres is back: UNAVAILABLE (and only that) is retried until ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return call()
+        except grpc.RpcError as err:
+            assert err.code() == grpc.StatusCode.UNAVAILABLE, err.details()
+            assert time.monotonic() < deadline, f"{what}: no recovery after Postgres came back"
+            time.sleep(0.5)
+
+
+def _held_turn(gateway: str, creator: str, fan: str, message: str) -> tuple[str, str]:
+    """A turn in approval mode; returns its conversation id and pending reply id."""
+    with grpc.insecure_channel(gateway) as ch:
+        request = conv_pb.ConverseRequest(creator_id=creator, fan_id=fan, message=message)
+        events = list(conv_grpc.ConversationServiceStub(ch).Converse(request, timeout=60))
+    end = events[-1].end
+    assert end.outcome == conv_pb.REPLY_OUTCOME_HELD and end.pending_reply_id
+    assert not [e for e in events if e.WhichOneof("event") == "delta"], "a held draft is never streamed"
+    return events[0].start.conversation_id, end.pending_reply_id
+
+
+def _approve(policy: str, creator: str, draft_id: str, text: str) -> pol_pb.Draft:
+    with grpc.insecure_channel(policy) as ch:
+        request = pol_pb.ApproveDraftRequest(creator_id=creator, draft_id=draft_id, edited_text=text)
+        return pol_grpc.PolicyServiceStub(ch).ApproveDraft(request, timeout=30).draft
+
+
+def _delivered(gateway: str, creator: str, fan: str) -> dict[str, str]:
+    with grpc.insecure_channel(gateway) as ch:
+        reply = conv_grpc.ConversationServiceStub(ch).GetPendingReplies(
+            conv_pb.GetPendingRepliesRequest(creator_id=creator, fan_id=fan), timeout=30
+        )
+    return {r.reply_id: r.text for r in reply.replies if r.status == conv_pb.PENDING_REPLY_STATUS_APPROVED}
+
+
+def test_an_approved_reply_survives_a_postgres_restart(
+    model_dir: Path, redis_url: str, tmp_path: Path
+) -> None:
+    pg_dir = Path(tempfile.mkdtemp(prefix="avpga", dir="/tmp")) / "pg"
+    pg = start_postgres(pg_dir)
+    try:
+        with Stack(_settings(model_dir, pg.url, redis_url, tmp_path)) as stack:
+            gateway, policy = stack.target("gateway"), stack.target("policy")
+            ingest_path(stack.target("ingest"), "rio", SAMPLES / "coach-rio")
+            with grpc.insecure_channel(policy) as ch:
+                controls = pol_pb.Controls(creator_id="rio", autonomy=pol_pb.AUTONOMY_APPROVAL)
+                pol_grpc.PolicyServiceStub(ch).UpdateControls(
+                    pol_pb.UpdateControlsRequest(controls=controls), timeout=10
+                )
+
+            # Approved, then Postgres restarts before the fan's app asks: the approval was kept.
+            conversation, first = _held_turn(gateway, "rio", "fan-a", "How do I start?")
+            approved = _approve(policy, "rio", first, "Start with Bell Basics 12, week one.")
+            assert approved.status == pol_pb.DRAFT_STATUS_APPROVED
+            pg.stop()
+            pg = start_postgres(pg_dir)
+            delivered = _retry_while_unavailable(
+                lambda: _delivered(gateway, "rio", "fan-a"), "GetPendingReplies"
+            )
+            assert delivered == {first: "Start with Bell Basics 12, week one."}
+
+            # Approving while Postgres is down is refused, not acknowledged and lost; the retry works.
+            _, second = _held_turn(gateway, "rio", "fan-b", "Which bell should I buy?")
+            pg.stop()
+            with pytest.raises(grpc.RpcError) as info:
+                _approve(policy, "rio", second, "A 12 or 16 kg bell.")
+            assert info.value.code() == grpc.StatusCode.UNAVAILABLE, info.value.details()
+            pg = start_postgres(pg_dir)
+            retried = _retry_while_unavailable(
+                lambda: _approve(policy, "rio", second, "A 12 or 16 kg bell."), "ApproveDraft"
+            )
+            assert (
+                retried.status == pol_pb.DRAFT_STATUS_APPROVED and retried.final_text == "A 12 or 16 kg bell."
+            )
+            assert _delivered(gateway, "rio", "fan-b") == {second: "A 12 or 16 kg bell."}
+            # Delivered once: the approved reply joined the fan's history exactly once.
+            with grpc.insecure_channel(gateway) as ch:
+                history = conv_grpc.ConversationServiceStub(ch).GetHistory(
+                    conv_pb.GetHistoryRequest(creator_id="rio", fan_id="fan-a", conversation_id=conversation),
+                    timeout=10,
+                )
+            assert [t.text for t in history.turns].count("Start with Bell Basics 12, week one.") == 1
+            assert all(p.poll() is None for p in stack.procs.values())
+    finally:
+        pg.stop()
