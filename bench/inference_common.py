@@ -74,6 +74,59 @@ def bench_model(attention: str) -> Path:
     return out
 
 
+def hf_checkpoint() -> Path:
+    """The bench model's weights as a Hugging Face ``LlamaForCausalLM`` directory (cached).
+
+    Exactly the engine's weights (``random_weights(SMOLLM, seed=0)``) in ``model.safetensors``, a
+    config.json with SmolLM-135M's shapes (tied embeddings, ``rope_scaling={"rope_type": "default"}``
+    which onnxruntime-genai's builder needs) and the tiny tokenizer's files, for the onnxruntime-genai
+    baseline. No EOS id: every request generates exactly its new tokens.
+    """
+    out = RESULTS / "smollm-shapes-hf"
+    if (out / "model.safetensors").exists():
+        return out
+    from safetensors.numpy import save_file
+
+    print(f"writing the bench weights as a Hugging Face checkpoint in {out} ...", flush=True)
+    tmp = out.with_suffix(".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    tok_dir = build_tiny(RESULTS / "tiny-tokenizer")
+    c = SMOLLM
+    config = {
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "vocab_size": c.vocab_size,
+        "hidden_size": c.hidden_size,
+        "intermediate_size": c.intermediate_size,
+        "num_hidden_layers": c.num_hidden_layers,
+        "num_attention_heads": c.num_attention_heads,
+        "num_key_value_heads": c.num_key_value_heads,
+        "head_dim": c.head_dim,
+        "hidden_act": "silu",
+        "rms_norm_eps": c.rms_norm_eps,
+        "rope_theta": c.rope_theta,
+        "rope_scaling": {"rope_type": "default"},
+        "max_position_embeddings": c.max_position_embeddings,
+        "tie_word_embeddings": c.tie_word_embeddings,
+        "attention_bias": False,
+        "mlp_bias": False,
+        "bos_token_id": None,
+        "eos_token_id": None,
+        "torch_dtype": "float32",
+    }
+    (tmp / "config.json").write_text(json.dumps(config, indent=2))
+    (tmp / "generation_config.json").write_text(json.dumps({"do_sample": False}))
+    weights = random_weights(SMOLLM, seed=0)
+    save_file({k: np.ascontiguousarray(v) for k, v in weights.items()}, str(tmp / "model.safetensors"))
+    shutil.copyfile(tok_dir / "tokenizer.json", tmp / "tokenizer.json")
+    tok_config = json.loads((tok_dir / "tokenizer_config.json").read_text())
+    tok_config.pop("chat_template", None)
+    (tmp / "tokenizer_config.json").write_text(json.dumps(tok_config, indent=2))
+    tmp.rename(out)
+    return out
+
+
 def prompts(n: int, length: int, seed: int = 0) -> list[list[int]]:
     """``n`` random prompts of ``length`` ids (distinct, so nothing is shared by accident)."""
     rng = np.random.default_rng(seed)
