@@ -594,6 +594,7 @@ class CheckInputRequest(_message.Message):
     MINUTES_SINCE_LAST_TURN_FIELD_NUMBER: _builtins.int
     FAN_AGE_FIELD_NUMBER: _builtins.int
     FAN_AGE_VERIFIED_FIELD_NUMBER: _builtins.int
+    EMBEDDING_FIELD_NUMBER: _builtins.int
     creator_id: _builtins.str
     """The creator."""
     fan_id: _builtins.str
@@ -608,6 +609,14 @@ class CheckInputRequest(_message.Message):
     """The fan's age as declared by the fan or verified by the fan app (unset = unknown)."""
     fan_age_verified: _builtins.bool
     """True when the fan app verified fan_age."""
+    @_builtins.property
+    def embedding(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]:
+        """The message's embedding (384 finite floats from the inference service's Embed) when the
+        caller already has it: the gateway computes it for retrieval anyway, and sending it saves the
+        policy service a second Embed call on the same text for blocked-topic similarity. Empty = the
+        policy service embeds the message itself. Any other length is INVALID_ARGUMENT.
+        """
+
     def __init__(
         self,
         *,
@@ -618,10 +627,11 @@ class CheckInputRequest(_message.Message):
         minutes_since_last_turn: _builtins.float = ...,
         fan_age: _builtins.int | None = ...,
         fan_age_verified: _builtins.bool = ...,
+        embedding: _abc.Iterable[_builtins.float] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_fan_age", b"_fan_age", "fan_age", b"fan_age"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_fan_age", b"_fan_age", "creator_id", b"creator_id", "fan_age", b"fan_age", "fan_age_verified", b"fan_age_verified", "fan_id", b"fan_id", "message", b"message", "minutes_since_last_turn", b"minutes_since_last_turn", "prior_turns", b"prior_turns"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_fan_age", b"_fan_age", "creator_id", b"creator_id", "embedding", b"embedding", "fan_age", b"fan_age", "fan_age_verified", b"fan_age_verified", "fan_id", b"fan_id", "message", b"message", "minutes_since_last_turn", b"minutes_since_last_turn", "prior_turns", b"prior_turns"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__fan_age: _TypeAlias = _typing.Literal["fan_age"]  # noqa: Y015
     _WhichOneofArgType__fan_age: _TypeAlias = _typing.Literal["_fan_age", b"_fan_age"]  # noqa: Y015

@@ -33,10 +33,11 @@ from services.policy.convert import (
 )
 from services.policy.core.checks import FanInfo, check_input, check_output_sentence, needs_disclosure
 from services.policy.core.controls import Autonomy, Controls, InvalidControls
+from services.policy.core.decision_log import DecisionWriter
 from services.policy.core.decisions import Action, Stage
 from services.policy.core.ratelimit import Bucket, RateLimited, RateLimiter, RateLimiterUnavailable
 from services.policy.core.records import DraftAlreadyDecided, DraftNotFound
-from services.policy.core.similarity import TopicIndex
+from services.policy.core.similarity import InvalidEmbedding, TopicIndex, check_embedding
 from services.policy.core.store import PolicyStore, VersionConflict, open_store
 
 log = logging.getLogger(__name__)
@@ -62,14 +63,21 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
         store: Controls, drafts and audit records.
         limiter: Rate limiter; ``None`` disables rate limits.
         topics: Embedding index of blocked-topic examples; ``None`` = keywords only.
+        decisions: Writes the decision log in the background; ``None`` = one over ``store``
+            (whoever owns the servicer closes it, see :func:`build`).
     """
 
     def __init__(
-        self, store: PolicyStore, limiter: RateLimiter | None = None, topics: TopicIndex | None = None
+        self,
+        store: PolicyStore,
+        limiter: RateLimiter | None = None,
+        topics: TopicIndex | None = None,
+        decisions: DecisionWriter | None = None,
     ) -> None:
         self._store = store
         self._limiter = limiter
         self._topics = topics
+        self.decisions = decisions if decisions is not None else DecisionWriter(store)
 
     async def GetControls(self, request: pb.GetControlsRequest, context: Ctx) -> pb.GetControlsResponse:
         controls = await self._store.get_controls(_require(request.creator_id, "creator_id"))
@@ -85,20 +93,21 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
     async def CheckInput(self, request: pb.CheckInputRequest, context: Ctx) -> pb.CheckInputResponse:
         creator_id = _require(request.creator_id, "creator_id")
         message = _require(request.message, "message")
+        # The gateway sends the embedding it computed for retrieval; embed here only without one.
+        embedding = check_embedding(request.embedding) if request.embedding else None
         # Read fresh on every turn: a kill switch must take effect on the very next message.
         controls = await self._store.get_controls(creator_id)
         if controls.autonomy is not Autonomy.PAUSED:
             await self._spend(controls, creator_id, request.fan_id)
-        scores = await self._topics.scores(controls, message) if self._topics is not None else {}
+        scores = await self._topics.scores(controls, message, embedding) if self._topics is not None else {}
         fan = FanInfo(
             age=request.fan_age if request.HasField("fan_age") else None,
             age_verified=request.fan_age_verified,
         )
         decision = check_input(controls, message, fan=fan, now=datetime.now(UTC), topic_scores=scores)
         if decision.action is not Action.ALLOW:
-            await self._store.record_decision(
-                creator_id, Stage.INPUT, decision, controls_version=controls.version
-            )
+            # Logged in the background: the fan does not wait for the insert.
+            await self.decisions.put(creator_id, Stage.INPUT, decision, controls_version=controls.version)
         first = request.prior_turns == 0
         disclosure = (
             controls.render_disclosure(creator_id)
@@ -121,9 +130,8 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
             controls, _require(request.sentence, "sentence"), list(request.evidence)
         )
         if decision.action is not Action.ALLOW:
-            await self._store.record_decision(
-                creator_id, Stage.OUTPUT, decision, controls_version=controls.version
-            )
+            # Logged in the background: the sentence is released without waiting for the insert.
+            await self.decisions.put(creator_id, Stage.OUTPUT, decision, controls_version=controls.version)
         return pb.CheckOutputResponse(decision=decision_to_pb(decision, controls.version))
 
     # -- approval queue -----------------------------------------------------------------------
@@ -298,7 +306,8 @@ async def build(cfg: PolicyConfig) -> ServiceSpec:
     else:
         log.warning("AVATAR_REDIS_URL is not set: rate limits are off")
     topics, channel = _embedder(cfg.inference_target) if cfg.inference_target else (None, None)
-    servicer = PolicyServicer(store, limiter, topics)
+    decisions = DecisionWriter(store)
+    servicer = PolicyServicer(store, limiter, topics, decisions)
 
     async def purge_forever() -> None:
         while True:
@@ -315,6 +324,8 @@ async def build(cfg: PolicyConfig) -> ServiceSpec:
     )
 
     async def stop() -> None:
+        # The server has drained: every decision it made is queued; write them before the pool goes.
+        await decisions.close()
         if purger is not None:
             purger.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -331,6 +342,7 @@ async def build(cfg: PolicyConfig) -> ServiceSpec:
         service_names=[pb.DESCRIPTOR.services_by_name["PolicyService"].full_name],
         error_map={
             InvalidControls: grpc.StatusCode.INVALID_ARGUMENT,
+            InvalidEmbedding: grpc.StatusCode.INVALID_ARGUMENT,
             VersionConflict: grpc.StatusCode.ABORTED,
             DraftNotFound: grpc.StatusCode.NOT_FOUND,
             DraftAlreadyDecided: grpc.StatusCode.FAILED_PRECONDITION,

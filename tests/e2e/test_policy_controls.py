@@ -17,9 +17,12 @@ from datetime import UTC, datetime, timedelta
 import grpc
 import pytest
 from google.protobuf import timestamp_pb2
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from avatar.v1 import conversation_service_pb2 as conv_pb
 from avatar.v1 import conversation_service_pb2_grpc as conv_grpc
+from avatar.v1 import inference_service_pb2 as inf_pb
+from avatar.v1 import inference_service_pb2_grpc as inf_grpc
 from avatar.v1 import policy_service_pb2 as pol_pb
 from avatar.v1 import policy_service_pb2_grpc as pol_grpc
 from avatar.v1 import types_pb2
@@ -177,6 +180,81 @@ async def test_blocked_topic_matches_a_paraphrase_of_its_examples(suite: Suite) 
     assert "close to an example" in reason.detail
     _, _, ordinary = await _turn(suite, creator, "fan-s", "What oven do you bake in?")
     assert ordinary.outcome == conv_pb.REPLY_OUTCOME_ANSWERED
+
+
+async def test_check_input_decides_on_the_embedding_it_is_given(suite: Suite) -> None:
+    creator = _creator()
+    await _controls(
+        suite,
+        creator_id=creator,
+        blocked_topics=[
+            pol_pb.BlockedTopic(
+                name="family",
+                description="my children and where they go to school",
+                examples=["Where do your children go to school?", "Do you have kids?"],
+                reply=FAMILY_REPLY,
+            )
+        ],
+    )
+    async with suite.channel("inference") as ch:
+        embedded = await inf_grpc.InferenceServiceStub(ch).Embed(
+            inf_pb.EmbedRequest(texts=["Do you have kids?", "What flour do you use?"]), timeout=30
+        )
+    family, flour = (list(e.values) for e in embedded.embeddings)
+
+    async def check(message: str, embedding: list[float]) -> types_pb2.PolicyDecision:
+        async with suite.channel("policy") as ch:
+            reply = await pol_grpc.PolicyServiceStub(ch).CheckInput(
+                pol_pb.CheckInputRequest(
+                    creator_id=creator, fan_id="fan-v", message=message, embedding=embedding
+                ),
+                timeout=30,
+            )
+        return reply.decision
+
+    # Without a vector the service embeds the text itself; with one, the vector decides.
+    assert (await check("What flour do you use?", [])).action == ALLOW
+    on_topic = await check("What flour do you use?", family)
+    assert on_topic.action == REFUSE and _codes(on_topic) == [("blocked_topic", "family")]
+    assert (await check("Which school do your kids attend?", [])).action == REFUSE
+    assert (await check("Which school do your kids attend?", flour)).action == ALLOW
+    with pytest.raises(grpc.aio.AioRpcError) as info:
+        await check("What flour do you use?", family[:100])
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_a_turn_embeds_the_fan_message_once_for_policy_and_retrieval(
+    suite: Suite, spans: InMemorySpanExporter
+) -> None:
+    creator = await _known_creator(suite)
+    await _controls(
+        suite,
+        creator_id=creator,
+        blocked_topics=[
+            pol_pb.BlockedTopic(name="family", examples=["Do you have kids?"], reply=FAMILY_REPLY)
+        ],
+    )
+    # The topic examples are embedded on the first check under these controls: not in the turn.
+    async with suite.channel("policy") as ch:
+        await pol_grpc.PolicyServiceStub(ch).CheckInput(
+            pol_pb.CheckInputRequest(creator_id=creator, fan_id="fan-warm", message="Hello!"), timeout=30
+        )
+    spans.clear()
+    # A message never asked before, so the gateway's query-embedding cache cannot answer it.
+    _, _, end = await _turn(suite, creator, "fan-e", f"What oven do you bake in, {uuid.uuid4().hex[:6]}?")
+    assert end.outcome == conv_pb.REPLY_OUTCOME_ANSWERED
+    finished = spans.get_finished_spans()
+    [converse] = [
+        s for s in finished if s.name == "/avatar.v1.ConversationService/Converse" and s.kind.name == "SERVER"
+    ]
+    served = [
+        s.name
+        for s in finished
+        if s.context.trace_id == converse.context.trace_id and s.kind.name == "SERVER"
+    ]
+    assert served.count("/avatar.v1.InferenceService/Embed") == 1, served
+    assert "/avatar.v1.PolicyService/CheckInput" in served
+    assert "/avatar.v1.MemoryService/Search" in served
 
 
 async def test_per_fan_and_per_creator_rate_limits(suite: Suite) -> None:

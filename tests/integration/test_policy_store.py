@@ -110,3 +110,41 @@ async def test_open_store_is_idempotent(database_url: str) -> None:
     for _ in range(2):
         opened = await open_store(database_url, max_size=1)
         await opened.close()
+
+
+async def test_parsed_controls_are_reused_only_while_they_are_the_latest(
+    store: PolicyStore, database_url: str
+) -> None:
+    first = await store.put_controls(family_controls())
+    got = await store.get_controls("chef-ana")
+    assert got == first
+    assert await store.get_controls("chef-ana") is got, "an unchanged version is not parsed again"
+    # Another replica (its own store, its own cache) flips the kill switch: the next read sees it.
+    other = await open_store(database_url, max_size=1)
+    try:
+        paused = await other.put_controls(dataclasses.replace(first, autonomy=Autonomy.PAUSED))
+    finally:
+        await other.close()
+    now = await store.get_controls("chef-ana")
+    assert (now.version, now.autonomy) == (2, Autonomy.PAUSED)
+    assert now == paused
+    # A version written behind the store's back is never shadowed by what it parsed before.
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM policy_controls WHERE creator_id = 'chef-ana' AND version = 2")
+    assert await store.get_controls("chef-ana") == first
+    assert await store.get_controls("someone-else") == Controls.default("someone-else")
+
+
+async def test_the_controls_cache_keeps_the_most_recently_read_creators(database_url: str) -> None:
+    store = await open_store(database_url, max_size=1, controls_cache_size=2)
+    try:
+        for creator in ("a", "b", "c"):
+            await store.put_controls(family_controls(creator))
+        a, b = await store.get_controls("a"), await store.get_controls("b")
+        assert await store.get_controls("a") is a  # a is now the most recent, b the oldest
+        await store.get_controls("c")
+        assert await store.get_controls("a") is a
+        again = await store.get_controls("b")
+        assert again == b and again is not b, "b was evicted and parsed again"
+    finally:
+        await store.close()

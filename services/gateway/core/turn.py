@@ -18,6 +18,9 @@ Every turn, whatever its outcome, ends with one audit record.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -51,6 +54,7 @@ from services.gateway.core.types import (
 )
 
 _tracer = tracer(__name__)
+log = logging.getLogger(__name__)
 PAUSED_CODE = "autonomy_paused"
 
 
@@ -67,6 +71,7 @@ class PolicyPort(Protocol):
         *,
         fan_age: int | None = None,
         fan_age_verified: bool = False,
+        embedding: Sequence[float] | None = None,
     ) -> InputVerdict: ...
 
     async def check_output(
@@ -185,15 +190,25 @@ class TurnRunner:
     async def run(self, req: TurnRequest) -> AsyncIterator[TurnEvent]:
         """Run one turn, yielding a start, released text deltas and an end."""
         conversation_id = req.conversation_id or uuid.uuid4().hex
-        with _tracer.start_as_current_span("turn.history"):
-            history = (
-                await self._memory.history(
-                    req.creator_id, req.fan_id, conversation_id, self._settings.history_turns
+        # The message is embedded once, beside the history reads: policy's blocked-topic check and
+        # memory's search both use this vector, so neither pays for a second embedding.
+        embedding_task = asyncio.ensure_future(self._embed_query(req.message))
+        try:
+            with _tracer.start_as_current_span("turn.history"):
+                history = (
+                    await self._memory.history(
+                        req.creator_id, req.fan_id, conversation_id, self._settings.history_turns
+                    )
+                    if req.conversation_id
+                    else []
                 )
-                if req.conversation_id
-                else []
-            )
-            fan = await self._memory.fan_memory(req.creator_id, req.fan_id)
+                fan = await self._memory.fan_memory(req.creator_id, req.fan_id)
+            embedding = await embedding_task
+        finally:
+            if not embedding_task.done():
+                embedding_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await embedding_task
         minutes = _minutes_since(history)
         with _tracer.start_as_current_span("turn.policy_in"):
             verdict = await self._policy.check_input(
@@ -204,6 +219,7 @@ class TurnRunner:
                 minutes,
                 fan_age=req.fan_age,
                 fan_age_verified=req.fan_age_verified,
+                embedding=embedding,
             )
         if self._test_model is None:
             self._test_model = await self._inference.is_test_model()
@@ -229,7 +245,10 @@ class TurnRunner:
 
         held = decision.action is Action.HOLD
         with _tracer.start_as_current_span("turn.search"):
-            [embedding] = await self._inference.embed([req.message])
+            if embedding is None:
+                # The early embedding failed (policy embedded the message itself if it needed
+                # it); retrieval cannot do without one, so a second failure reaches the fan.
+                [embedding] = await self._inference.embed([req.message])
             evidence = await self._memory.search(
                 req.creator_id, req.message, embedding, self._settings.top_k, self._settings.min_score
             )
@@ -293,6 +312,20 @@ class TurnRunner:
             final_text=text,
         )
         yield gen.end(Outcome.ANSWERED, text, citations=tuple(evidence))
+
+    async def _embed_query(self, message: str) -> list[float] | None:
+        """The message's embedding, or ``None`` when the inference service cannot give one.
+
+        ``None`` keeps the turns that need no retrieval working through an inference outage: a
+        paused avatar or a refusal still answers, and only a turn that goes on to search fails.
+        """
+        with _tracer.start_as_current_span("turn.embed"):
+            try:
+                [embedding] = await self._inference.embed([message])
+            except Exception:
+                log.warning("embedding the fan message failed; policy checks it without one", exc_info=True)
+                return None
+        return embedding
 
     async def pending_replies(self, creator_id: str, fan_id: str, conversation_id: str) -> list[PendingReply]:
         """The fan's held replies; approved ones join the conversation history the first time.

@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from services.policy.core.decisions import Action, Decision, Reason
+from services.policy.core.decisions import Action, Decision, Reason, Stage
 
 MAX_LIST = 500
 """Most records one list call returns."""
@@ -39,6 +39,26 @@ class TurnOutcome(StrEnum):
     REFUSED = "refused"
     HELD = "held"
     PAUSED = "paused"
+
+
+@dataclass(frozen=True)
+class DecisionLogEntry:
+    """One check's decision, as the decision log keeps it.
+
+    Attributes:
+        creator_id: Whose avatar the decision was about.
+        stage: Where in the turn the check ran.
+        decision: The decision, with all its reasons.
+        controls_version: The controls version it was made under (``None`` = not known).
+        at: When it was made (``None`` = when written). The log may be written after the reply
+            went out, so the row keeps this time rather than the time of the insert.
+    """
+
+    creator_id: str
+    stage: Stage
+    decision: Decision
+    controls_version: int | None = None
+    at: datetime | None = None
 
 
 @dataclass(frozen=True)

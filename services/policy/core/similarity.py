@@ -2,8 +2,8 @@
 
 Keywords catch the words a creator thought of; the examples catch the paraphrases they did not
 ("Are you a mum?" for a topic whose keywords are "kids" and "children"). Example vectors are
-computed once per controls version and cached; a check costs one embedding of the message and one
-small matrix product.
+computed once per controls version and cached; a check costs one embedding of the message (none
+when the caller sends the one it computed for retrieval) and one small matrix product.
 """
 
 from __future__ import annotations
@@ -25,10 +25,38 @@ Chosen on ``eval/policy_set.jsonl``: close paraphrases of an example score 0.6-0
 ordinary questions to the same creator peak at 0.47 against the blocked-topic examples.
 """
 
+EMBEDDING_DIM = 384
+"""Width of the inference service's embeddings (all-MiniLM-L6-v2), as memory's ``vector(384)``."""
+
 EmbedFn = Callable[[Sequence[str]], Awaitable[Sequence[Sequence[float]]]]
 """Embeds texts into unit vectors (the inference service's ``Embed``)."""
 
 FloatMatrix = npt.NDArray[np.float32]
+FloatVector = npt.NDArray[np.float32]
+
+
+class InvalidEmbedding(ValueError):
+    """A caller-supplied message embedding is not one the embedder could have produced."""
+
+
+def check_embedding(values: Sequence[float]) -> FloatVector:
+    """Validate a message embedding computed by the caller.
+
+    Returns:
+        The embedding as a float32 vector.
+
+    Raises:
+        InvalidEmbedding: It does not have ``EMBEDDING_DIM`` values, has a NaN or an infinity, or
+            is the zero vector (the embedder only produces unit vectors).
+    """
+    vec = np.asarray(values, dtype=np.float32)
+    if vec.ndim != 1 or vec.shape[0] != EMBEDDING_DIM:
+        raise InvalidEmbedding(f"embedding must have {EMBEDDING_DIM} values, got {vec.size}")
+    if not np.isfinite(vec).all():
+        raise InvalidEmbedding("embedding must contain only finite values")
+    if not vec.any():
+        raise InvalidEmbedding("embedding must not be the zero vector")
+    return vec
 
 
 @dataclass(frozen=True)
@@ -43,7 +71,7 @@ class TopicVectors:
     topics: tuple[str, ...]
     matrix: FloatMatrix
 
-    def scores(self, message: Sequence[float]) -> dict[str, float]:
+    def scores(self, message: Sequence[float] | FloatVector) -> dict[str, float]:
         """Highest similarity of ``message`` to each topic's examples."""
         if not self.topics:
             return {}
@@ -75,17 +103,35 @@ class TopicIndex:
         self._cache: OrderedDict[tuple[str, int], tuple[Controls, TopicVectors]] = OrderedDict()
         self._lock = threading.Lock()
 
-    async def scores(self, controls: Controls, message: str) -> dict[str, float]:
+    async def scores(
+        self, controls: Controls, message: str, embedding: FloatVector | None = None
+    ) -> dict[str, float]:
         """Best similarity of ``message`` to each blocked topic that has examples.
+
+        Args:
+            controls: The creator's controls (their topics' examples).
+            message: The fan's message.
+            embedding: The message's embedding when the caller already has it (the gateway
+                computes it for retrieval anyway, see :func:`check_embedding`); ``None`` = embed
+                the message here.
 
         Returns:
             An empty dict when no topic has examples (and then nothing is embedded).
+
+        Raises:
+            InvalidEmbedding: ``embedding`` is not as wide as the example vectors.
         """
         if not any(t.examples for t in controls.blocked_topics):
             return {}
         vectors = await self._vectors(controls)
-        [message_vec] = await self._embed([message])
-        return vectors.scores(message_vec)
+        if embedding is None:
+            [message_vec] = await self._embed([message])
+            return vectors.scores(message_vec)
+        if embedding.shape != (vectors.matrix.shape[1],):
+            raise InvalidEmbedding(
+                f"embedding has {embedding.size} values, the topic examples {vectors.matrix.shape[1]}"
+            )
+        return vectors.scores(embedding)
 
     async def _vectors(self, controls: Controls) -> TopicVectors:
         key = (controls.creator_id, controls.version)
