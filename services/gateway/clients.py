@@ -393,7 +393,7 @@ class InferenceClient:
         return vectors
 
     async def generate(
-        self, messages: list[dict[str, str]], request_id: str
+        self, messages: list[dict[str, str]], request_id: str, *, affinity: str
     ) -> AsyncIterator[GenerationChunk]:
         request = inf_pb.GenerateRequest(
             messages=[types_pb2.ChatMessage(role=m["role"], content=m["content"]) for m in messages],
@@ -401,7 +401,7 @@ class InferenceClient:
             request_id=request_id,
         )
         r = self._replicas
-        order = routing.failover_order(routing.route_key(request_id), r.addresses, r.health, r.clock())
+        order = routing.failover_order(affinity, r.addresses, r.health, r.clock())
         failure: grpc.aio.AioRpcError | None = None
         for address in order:
             stub = r.stub(address)

@@ -201,7 +201,7 @@ async def test_a_reply_cut_off_mid_stream_is_not_retried_on_another_replica(
     client = InferenceClient(replicas, inf_pb.SamplingParams(max_tokens=250, temperature=1.0, seed=7))
     other = await _stats(targets[1])
     try:
-        stream = client.generate(_messages("Tell me a long story."), f"{creator}/fan/conv")
+        stream = client.generate(_messages("Tell me a long story."), f"{creator}/fan/conv", affinity=creator)
         first = await anext(stream)
         assert first.completion_tokens >= 0
         await two_replicas.pop(targets[0]).stop(0)
@@ -230,7 +230,7 @@ async def test_replicas_follow_what_the_name_resolves_to(two_replicas: dict[str,
 
         async def served_by() -> str:
             before = {t: (await _stats(t)).completed for t in targets}
-            async for _ in client.generate(_messages("Hi"), f"{creator}/fan/conv"):
+            async for _ in client.generate(_messages("Hi"), f"{creator}/fan/conv", affinity=creator):
                 pass
             [target] = [t for t in targets if (await _stats(t)).completed != before[t]]
             return target

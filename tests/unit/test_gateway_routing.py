@@ -15,7 +15,6 @@ from services.gateway.core.routing import (
     failover_order,
     home,
     rank,
-    route_key,
 )
 
 pytestmark = pytest.mark.timeout(60)
@@ -121,12 +120,6 @@ def test_any_replica_round_robins_over_healthy_ones() -> None:
         ["c:1", "a:1", "b:1"],
     ]
     assert any_order([], health, 0.0, 3) == []
-
-
-def test_route_key_is_the_creator_of_the_turn_runners_request_id() -> None:
-    assert route_key("maya-bakes/fan-1/conv-9") == "maya-bakes"
-    assert route_key("maya-bakes/fan-2/conv-3") == "maya-bakes"
-    assert route_key("solo") == "solo"
 
 
 def test_config_reads_one_target_a_list_or_a_dns_name() -> None:

@@ -133,13 +133,3 @@ def any_order(replicas: Sequence[str], health: ReplicaHealth, now: float, turn: 
         start = turn % len(healthy)
         healthy = healthy[start:] + healthy[:start]
     return healthy + down
-
-
-def route_key(request_id: str) -> str:
-    """The routing key of a Generate request id.
-
-    The turn runner names its requests ``creator/fan/conversation``; everything before the first
-    ``/`` is the creator, which is what the persona prefix (the biggest shared prefix) depends on.
-    An id without a ``/`` is its own key.
-    """
-    return request_id.split("/", 1)[0]

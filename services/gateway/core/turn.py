@@ -120,7 +120,11 @@ class InferencePort(Protocol):
 
     async def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
 
-    def generate(self, messages: list[dict[str, str]], request_id: str) -> AsyncIterator[GenerationChunk]: ...
+    def generate(
+        self, messages: list[dict[str, str]], request_id: str, *, affinity: str
+    ) -> AsyncIterator[GenerationChunk]:
+        """Stream a reply; ``affinity`` (the creator) picks the replica caching the persona prefix."""
+        ...
 
     async def is_test_model(self) -> bool: ...
 
@@ -362,7 +366,7 @@ class TurnRunner:
         evidence_text = [ev.text for ev in evidence]
         with _tracer.start_as_current_span("turn.generate"):
             async for chunk in self._inference.generate(
-                messages, f"{req.creator_id}/{req.fan_id}/{conversation_id}"
+                messages, f"{req.creator_id}/{req.fan_id}/{conversation_id}", affinity=req.creator_id
             ):
                 gen.last = chunk
                 for sentence in buffer.push(chunk.text):
