@@ -133,7 +133,8 @@ async def main(posts: int) -> None:
             print(f"   chunks inserted {done.chunks_inserted}, unchanged {done.chunks_unchanged}")
             for stage in ("parse", "chunk", "embed", "write", "profile"):
                 seconds = getattr(t, stage)
-                rate = f"{posts / seconds:,.0f} posts/s" if seconds > 0 else "n/a"
+                # A stage that did no work (re-ingest: nothing to embed) has no meaningful rate.
+                rate = f"{posts / seconds:,.0f} posts/s" if seconds >= 0.01 else "n/a"
                 print(f"   {stage:8s} {seconds:7.2f}s  {rate:>16s}  {seconds / total:6.1%} of wall time")
             if label.startswith("first"):
                 first = total
