@@ -26,6 +26,7 @@ from services.policy.core.controls import (
     InvalidControls,
 )
 from services.policy.core.decisions import ALLOW, Action, Decision, Reason
+from services.policy.core.lexicon import related_terms
 
 FAMILY_REPLY = "I keep my family life private."
 BAKING_REPLY = "No baking talk here, sorry!"
@@ -343,7 +344,29 @@ def test_bad_json_is_rejected(text: str, message: str) -> None:
 
 # -- properties --------------------------------------------------------------------------------
 
-_KEYWORD_FORMS = re.compile(r"kid|child|school|district|wife|wive|cake|part|box", re.IGNORECASE)
+# The keywords' stems, and the first four letters of every word of the related terms the topics
+# trigger (see lexicon.py: the family topic also matches "toddler", "little ones"...); every
+# term has a word of three letters or more, so text without any of these stems has no term.
+_RELATED_STEMS = sorted(
+    {w[:4] for t in CONTROLS.blocked_topics for p in related_terms(t) for w in p.split() if len(w) >= 3}
+)
+_KEYWORD_FORMS = re.compile(
+    "|".join(
+        [
+            "kid",
+            "child",
+            "school",
+            "district",
+            "wife",
+            "wive",
+            "cake",
+            "part",
+            "box",
+            *map(re.escape, _RELATED_STEMS),
+        ]
+    ),
+    re.IGNORECASE,
+)
 
 
 @settings(max_examples=300, deadline=None)

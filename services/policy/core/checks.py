@@ -17,6 +17,10 @@ Matching rules for blocked-topic keywords and never-claim phrases (the same for 
 * text is NFKC-normalised, case-folded and stripped of invisible characters first, so fullwidth
   letters or a zero-width space inside a word do not slip past a keyword.
 
+A blocked topic also matches the everyday words for the subjects its name, description or
+keywords name (``lexicon.py``: a topic about "children" matches "little ones", one about
+"diets" matches "calories"), by the same rules as its keywords.
+
 Compiled matchers are cached per (creator, controls version); the cached entry is only reused when
 the controls are equal to the ones it was built from, so unsaved or hand-built controls that share a
 version number can never be checked against another document's rules.
@@ -39,8 +43,9 @@ from zoneinfo import ZoneInfo
 from services.policy.core.commitments import find_commitments
 from services.policy.core.controls import Autonomy, BlockedTopic, Controls, DisclosureMode, QuietHours
 from services.policy.core.decisions import ALLOW, Action, Decision, Reason, ReasonCode
-from services.policy.core.grounding import check_grounding, subjects_of, support_vocabulary
+from services.policy.core.grounding import check_grounding, proper_names, subjects_of, support_vocabulary
 from services.policy.core.injection import find_injection
+from services.policy.core.lexicon import related_terms
 from services.policy.core.similarity import SIMILARITY_THRESHOLD
 
 PAUSED_TEXT = "This avatar is paused right now, so it can't reply. Please check back later!"
@@ -233,7 +238,10 @@ def check_output_sentence(
     grounding_reasons: tuple[Reason, ...] = ()
     if evidence is not None and controls.grounding:
         verdict = check_grounding(
-            text, _vocabulary(tuple(evidence), controls.stated_facts), _subjects(controls.stated_facts)
+            text,
+            _vocabulary(tuple(evidence), controls.stated_facts),
+            _subjects(controls.stated_facts),
+            proper_names(sentence),
         )
         if not verdict.supported:
             missing = ", ".join(verdict.missing[:8])
@@ -534,7 +542,9 @@ def _compile(controls: Controls) -> _Matchers:
     topics = []
     all_topic_patterns = []
     for topic in controls.blocked_topics:
-        patterns = [p for p in map(_phrase_pattern, topic.keywords) if p is not None]
+        # The creator's keywords, then the everyday words for the subjects the topic names.
+        terms = (*topic.keywords, *related_terms(topic))
+        patterns = [p for p in map(_phrase_pattern, terms) if p is not None]
         if patterns:
             topics.append((topic, _bounded(patterns)))
             all_topic_patterns.extend(patterns)

@@ -2,10 +2,14 @@
 
 A reply sentence is a *claim* when it states a fact about the creator's life in the first person:
 "I live in Tucson", "I've been baking for ten years", "my husband is a chef", "we have two dogs".
-Opinions, feelings, offers and questions ("I love rye", "I'd say...", "Do you...?") are not claims.
+Any other first-person statement of what the creator does or did ("I served in the army", "I run
+five miles every morning") is a claim too. Opinions, feelings, offers and questions ("I love rye",
+"I'd say...", "Do you...?") are not claims.
 
-A claim is *supported* when most of its content words (and every number in it) occur in the
-evidence retrieved for the turn or in the creator's stated facts. The comparison is lexical on
+A claim is *supported* when most of its content words, every number in it and the verb that
+states it occur in the evidence retrieved for the turn or in the creator's stated facts; a name
+the evidence shares (her starter, his cat) says who the claim is about, not what it claims, so it
+does not count towards that majority. The comparison is lexical on
 purpose: it runs on every sentence of every reply inside a 10 ms budget, and words are what a
 hallucinated detail changes ("two kids" vs "three kids"; "Tucson" vs "Phoenix").
 """
@@ -45,6 +49,28 @@ _CLAIM = re.compile(
     """,
     re.VERBOSE,
 )
+# Any other first-person statement of what the creator does or did ("I served in the army", "we
+# hike every weekend", "I hold a black belt") is a claim too, unless its verb gives an opinion, a
+# feeling, an intention or a courtesy rather than a fact ("I think", "I hope", "I'd say").
+_ADVERB = (
+    r"(?:also|still|actually|originally|usually|always|often|sometimes|once|recently|just|really|"
+    r"currently|now|then|even|mostly|generally|normally|typically|already|first|later|finally|never)"
+)
+_OPINION_VERBS = frozenset(
+    """
+    think thought feel felt love loved like liked adore hate enjoy enjoyed prefer hope hoped wish
+    guess believe bet wonder wondered know knew mean meant want wanted need would could can cannot
+    do did will shall should might may must recommend suggest say said agree disagree appreciate
+    understand see promise swear imagine suppose doubt trust admit find try tried get
+    hear heard totally absolutely really am was were have had has is are be been would've could've
+    should've ought wanna gotta gonna hear apologize apologise worry care miss missed remember
+    forget forgot notice noticed mention mentioned only
+    """.split()  # noqa: SIM905 -- a word list reads better as text
+)
+# "We all start somewhere" speaks of everyone, not of the creator's household.
+_FIRST_PERSON_VERB = re.compile(
+    r"\b(?:i|we(?!\s+(?:all|both|each|humans|bakers|people)\b))\s+(?:" + _ADVERB + r"\s+){0,2}([a-z]+)\b(?!')"
+)
 # Sentences that decline to state anything are never claims, whatever words they use.
 _NON_CLAIM = re.compile(
     r"haven't shared|have not shared|never shared|not something i(?:'ve| have)? shared|"
@@ -69,6 +95,7 @@ _STOP = frozenset(
     little kind sort thing things way ways time times day days year years ago get got getting go
     goes went going gone make made making own owned live lived lives living work worked works
     use used using keep kept like love loved one ones who what when where why how which
+    called named
     well yeah oh ok okay sure totally honestly basically definitely
     """.split()  # noqa: SIM905 -- a word list reads better as text
 )
@@ -106,6 +133,8 @@ def is_claim(text: str, subjects: frozenset[str] = frozenset()) -> bool:
     if not stripped or stripped.endswith("?") or _NON_CLAIM.search(stripped):
         return False
     if _CLAIM.search(stripped) is not None:
+        return True
+    if any(m.group(1) not in _OPINION_VERBS for m in _FIRST_PERSON_VERB.finditer(stripped)):
         return True
     return bool(subjects) and any(w in subjects for w in _WORD.findall(stripped))
 
@@ -150,7 +179,10 @@ def support_vocabulary(texts: Iterable[str]) -> frozenset[str]:
 
 
 def check_grounding(
-    text: str, vocabulary: frozenset[str], subjects: frozenset[str] = frozenset()
+    text: str,
+    vocabulary: frozenset[str],
+    subjects: frozenset[str] = frozenset(),
+    names: frozenset[str] = frozenset(),
 ) -> Grounding:
     """Judge one normalised sentence against the support vocabulary.
 
@@ -158,21 +190,75 @@ def check_grounding(
         text: The sentence, normalised (NFKC, case-folded).
         vocabulary: :func:`support_vocabulary` of the turn's evidence and the stated facts.
         subjects: Names in the creator's life (see :func:`is_claim`).
+        names: Proper names in the sentence, case-folded (see :func:`proper_names`).
 
     Returns:
         The verdict. A claim with any number missing from the evidence is unsupported whatever its
-        coverage: numbers are the details a model invents most readily and a fan checks first.
+        coverage: numbers are the details a model invents most readily and a fan checks first. So
+        is a claim whose first-person verb the evidence never uses ("I *run* five miles" when the
+        posts only feed the starter): the action is the fact. A name found in the evidence
+        (the creator's partner, pet or starter) says who the claim is about, not what it claims,
+        so it does not count towards coverage; a name missing from the evidence still counts as
+        missing.
     """
     if not is_claim(text, subjects):
         return NOT_A_CLAIM
-    words = content_words(text)
+    known_names = {_stem(n) for n in subjects | names}
+    words = {w for w in content_words(text) if w not in known_names or w not in vocabulary}
     if not words:
         return Grounding(is_claim=True, supported=True, coverage=1.0)
     missing = tuple(sorted(w for w in words if w not in vocabulary))
     coverage = 1.0 - len(missing) / len(words)
     numbers_missing = any(w.isdigit() for w in missing)
-    supported = coverage >= SUPPORT_THRESHOLD and not numbers_missing
+    verb_missing = any(v in missing for v in _claim_verbs(text))
+    supported = coverage >= SUPPORT_THRESHOLD and not numbers_missing and not verb_missing
     return Grounding(is_claim=True, supported=supported, coverage=coverage, missing=missing)
+
+
+# Irregular past forms folded to their base, so "fed" in a post supports "I feed her" and "ran" in
+# a claim needs "run" (or "ran") in the evidence, like any regular verb.
+_IRREGULAR_PAST = {
+    "fed": "feed", "ran": "run", "bought": "buy", "brought": "bring", "taught": "teach",
+    "caught": "catch", "fought": "fight", "sold": "sell", "told": "tell", "held": "hold",
+    "kept": "keep", "slept": "sleep", "swept": "sweep", "spent": "spend", "sent": "send",
+    "built": "build", "lent": "lend", "left": "leave", "met": "meet", "led": "lead", "paid": "pay",
+    "wrote": "write", "written": "write", "drove": "drive", "driven": "drive", "rode": "ride",
+    "ridden": "ride", "took": "take", "taken": "take", "gave": "give", "given": "give",
+    "ate": "eat", "eaten": "eat", "drank": "drink", "drunk": "drink", "sang": "sing", "sung": "sing",
+    "swam": "swim", "began": "begin", "begun": "begin", "grew": "grow", "grown": "grow",
+    "threw": "throw", "thrown": "throw", "flew": "fly", "flown": "fly", "knew": "know",
+    "known": "know", "wore": "wear", "worn": "wear", "won": "win", "spoke": "speak",
+    "spoken": "speak", "broke": "break", "broken": "break", "chose": "choose", "chosen": "choose",
+    "froze": "freeze", "frozen": "freeze", "stole": "steal", "woke": "wake", "forgot": "forget",
+    "found": "find", "stood": "stand", "understood": "understand", "sat": "sit", "became": "become",
+    "came": "come", "saw": "see", "seen": "see", "fell": "fall", "fallen": "fall", "felt": "feel",
+    "dug": "dig", "hung": "hang", "shot": "shoot", "lost": "lose", "hid": "hide", "struck": "strike",
+    "made": "make", "had": "have", "did": "do", "done": "do", "went": "go", "gone": "go",
+    "rose": "rise", "risen": "rise",
+}  # fmt: skip
+
+
+def _claim_verbs(text: str) -> set[str]:
+    """Stems of the fact-stating verbs right after "I"/"we" ("I *served*", "we *hike*")."""
+    verbs = set()
+    for match in _FIRST_PERSON_VERB.finditer(text):
+        verb = match.group(1)
+        if verb not in _OPINION_VERBS and verb not in _STOP and len(verb) >= 3:
+            verbs.add(_stem(verb))
+    return verbs
+
+
+_PROPER = re.compile(r"(?<![.!?]\s)(?<!^)\b([A-Z][a-z]+(?:'[a-z]+)?)")
+
+
+def proper_names(sentence: str) -> frozenset[str]:
+    """Capitalised words of a sentence as written, case-folded, except its first word and "I".
+
+    "I feed Doughlores at 8 am." gives ``{"doughlores"}``.
+    """
+    return frozenset(
+        m.group(1).casefold() for m in _PROPER.finditer(sentence.strip()) if m.group(1) not in ("I", "I'm")
+    )
 
 
 def _stem(word: str) -> str:
@@ -180,6 +266,8 @@ def _stem(word: str) -> str:
     # smarter would merge words whose difference is the fact being checked.
     if word.endswith("'s"):
         word = word[:-2]
+    if word in _IRREGULAR_PAST:
+        word = _IRREGULAR_PAST[word]
     if word.isdigit() or len(word) <= 3:
         return word
     for suffix, repl in (("ies", "y"), ("ves", "f"), ("ing", ""), ("ed", ""), ("es", ""), ("s", "")):

@@ -1,0 +1,94 @@
+"""Related terms for the blocked topics creators most often set, so keywords cover paraphrases.
+
+A creator blocking "family" with the keywords "kids" and "children" means the fan asking about
+"your little ones" or "the toddler" too; one blocking "politics" with "election" and "government"
+means the mayor and the senator. Embedding similarity to the topic's examples catches some of
+these; this table catches the everyday words for the same things whatever the examples say.
+
+A concept applies to a topic when one of its *triggers* is a word or phrase of the topic's name,
+description or keywords (whole words, plural tolerant); its *terms* are then matched like keywords.
+Terms are chosen to be unambiguous in a creator's ordinary conversation: "tax" (the shop price),
+"baby" (a pet name for a starter), "pounds" (of flour) or "shape" (of a loaf) are left out.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from services.policy.core.controls import BlockedTopic
+
+
+@dataclass(frozen=True)
+class Concept:
+    """Words that name one sensitive subject.
+
+    Attributes:
+        triggers: Words or phrases of a topic that say the creator blocks this subject.
+        terms: Words or phrases a fan uses for the subject, matched like keywords.
+    """
+
+    triggers: tuple[str, ...]
+    terms: tuple[str, ...]
+
+
+CONCEPTS = (
+    Concept(
+        triggers=("kid", "kids", "child", "children", "family", "families", "pregnancy", "pregnant",
+                  "parenting", "motherhood", "fatherhood", "son", "daughter"),
+        terms=("little ones", "little one", "kiddo", "kiddos", "toddler", "toddlers", "infant", "newborn",
+               "offspring", "stepkids", "stepson", "stepdaughter", "grandkids", "grandchildren",
+               "your family", "ur family", "family life", "family members", "start a family",
+               "parenting", "motherhood", "maternity leave", "daycare", "preschool", "kindergarten",
+               "expecting a baby", "having a baby"),
+    ),
+    Concept(
+        triggers=("politics", "political", "election", "elections", "government", "president",
+                  "politician", "politicians", "vote", "democrat", "republican", "policy debates"),
+        terms=("politics", "political", "politician", "mayor", "governor", "senator", "senate",
+               "congress", "congressman", "congresswoman", "parliament", "prime minister",
+               "legislation", "legislature", "ballot", "campaign trail", "candidate", "candidates",
+               "democrats", "republicans", "liberals", "conservatives", "midterms", "referendum",
+               "city council", "white house", "supreme court", "partisan", "left-wing", "right-wing",
+               "tax cuts", "tax hike", "tax policy", "voting", "voter", "voters"),
+    ),
+    Concept(
+        triggers=("weight", "weigh", "diet", "diets", "dieting", "body fat", "slim", "body shape",
+                  "body size"),
+        terms=("calorie", "calories", "calorie counting", "counting calories", "keto", "paleo",
+               "intermittent fasting", "low-carb", "low carb", "carb counting", "macros", "bmi",
+               "lose weight", "losing weight", "weight loss", "weigh-in", "dieting", "skinny",
+               "overweight", "underweight", "waistline", "dress size", "clothes size", "slimming",
+               "body image", "body type"),
+    ),
+    Concept(
+        triggers=("income", "salary", "earn", "earnings", "money", "net worth", "rich", "wealth"),
+        terms=("earnings", "paycheck", "wage", "wages", "revenue", "wealthy", "wealth", "millionaire",
+               "how much money", "make a living", "get paid", "net worth",
+               "income", "salary", "six figures"),
+    ),
+)  # fmt: skip
+
+
+def _words(text: str) -> str:
+    return " " + re.sub(r"[^a-z0-9]+", " ", text.casefold()).strip() + " "
+
+
+def _mentions(haystack: str, phrase: str) -> bool:
+    words = _words(phrase)
+    if words in haystack:
+        return True
+    # plural tolerant, as keywords are: "politicians" triggers "politician" and the other way round
+    singular = words[:-2] + " " if words.endswith("s ") else words[:-1] + "s "
+    return singular in haystack
+
+
+def related_terms(topic: BlockedTopic) -> tuple[str, ...]:
+    """Terms of every concept the topic's name, description or keywords trigger, minus its keywords."""
+    haystack = _words(" ".join((topic.name, topic.description, *topic.keywords)))
+    own = {k.casefold() for k in topic.keywords}
+    out: list[str] = []
+    for concept in CONCEPTS:
+        if any(_mentions(haystack, t) for t in concept.triggers):
+            out.extend(t for t in concept.terms if t not in own and t not in out)
+    return tuple(out)
