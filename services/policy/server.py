@@ -46,6 +46,14 @@ MAX_TEXT = 8_000
 MAX_DRAFT_TEXT = 20_000
 MAX_EVIDENCE = 50
 MAX_SYSTEM_PROMPT = 32_000
+OUTPUT_CONTROLS_MAX_AGE_S = 0.25
+"""How stale the controls behind a per-sentence ``CheckOutput`` may be.
+
+``CheckInput`` reads them fresh on every turn; the sentences of the reply that follows are checked
+against the version the store confirmed at most this long ago, which spares one database round trip
+per sentence. A kill switch or a controls update saved through this replica applies to the next
+sentence at once; one saved through another replica within this long.
+"""
 
 
 def _require(value: str, name: str, limit: int = MAX_TEXT) -> str:
@@ -65,6 +73,7 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
         topics: Embedding index of blocked-topic examples; ``None`` = keywords only.
         decisions: Writes the decision log in the background; ``None`` = one over ``store``
             (whoever owns the servicer closes it, see :func:`build`).
+        output_controls_max_age_s: See :data:`OUTPUT_CONTROLS_MAX_AGE_S` (0 = read per sentence).
     """
 
     def __init__(
@@ -73,8 +82,10 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
         limiter: RateLimiter | None = None,
         topics: TopicIndex | None = None,
         decisions: DecisionWriter | None = None,
+        output_controls_max_age_s: float = OUTPUT_CONTROLS_MAX_AGE_S,
     ) -> None:
         self._store = store
+        self._output_max_age_s = output_controls_max_age_s
         self._limiter = limiter
         self._topics = topics
         self.decisions = decisions if decisions is not None else DecisionWriter(store)
@@ -124,7 +135,7 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
         creator_id = _require(request.creator_id, "creator_id")
         if len(request.evidence) > MAX_EVIDENCE:
             raise InvalidArgument(f"evidence has more than {MAX_EVIDENCE} entries")
-        controls = await self._store.get_controls(creator_id)
+        controls = await self._store.get_controls(creator_id, max_age_s=self._output_max_age_s)
         # The live path always sends the turn's evidence (possibly none), so grounding always runs.
         decision = check_output_sentence(
             controls, _require(request.sentence, "sentence"), list(request.evidence)
@@ -307,7 +318,9 @@ async def build(cfg: PolicyConfig) -> ServiceSpec:
         log.warning("AVATAR_REDIS_URL is not set: rate limits are off")
     topics, channel = _embedder(cfg.inference_target) if cfg.inference_target else (None, None)
     decisions = DecisionWriter(store)
-    servicer = PolicyServicer(store, limiter, topics, decisions)
+    servicer = PolicyServicer(
+        store, limiter, topics, decisions, output_controls_max_age_s=cfg.output_controls_max_age_ms / 1000
+    )
 
     async def purge_forever() -> None:
         while True:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 
 import psycopg
@@ -17,6 +17,7 @@ import pytest
 
 from services.policy.core.decision_log import DecisionWriter
 from services.policy.core.decisions import Action, Decision, Reason, Stage
+from services.policy.core.records import DecisionLogEntry
 from services.policy.core.store import PolicyStore, open_store
 
 pytestmark = pytest.mark.timeout(60)
@@ -52,12 +53,18 @@ async def lock_log(admin: psycopg.AsyncConnection) -> psycopg.AsyncConnection:
     return holder
 
 
-async def insert_waiting(admin: psycopg.AsyncConnection) -> int:
-    """The pid of the writer's insert once it waits for the lock (polls; the test timeout bounds it)."""
+async def insert_waiting(admin: psycopg.AsyncConnection, exclude: Sequence[int] = ()) -> int:
+    """The pid of the writer's insert once it waits for the lock (polls; the test timeout bounds it).
+
+    ``exclude``: backends already terminated, which pg_stat_activity may still list for a moment
+    (taking one of them for the retry's insert would leave that insert waiting for ever).
+    """
     while True:
         cur = await admin.execute(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
-            "AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO policy_decisions%%'"
+            "AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO policy_decisions%%' "
+            "AND NOT pid = ANY(%s)",
+            (list(exclude),),
         )
         row = await cur.fetchone()
         if row is not None:
@@ -154,7 +161,7 @@ async def test_a_dropped_connection_is_retried_and_the_decision_written_once(
     await admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
     await until(lambda: writer.retries == 1)
     # The retry runs on a fresh connection and waits on the lock again.
-    assert await insert_waiting(admin) != pid
+    await insert_waiting(admin, [pid])  # the retry, on another connection, waits for the lock too
     await holder.commit()
     await holder.close()
     await writer.close()
@@ -169,9 +176,11 @@ async def test_a_write_that_keeps_failing_is_logged_and_the_writer_goes_on(
     writer = DecisionWriter(store, attempts=2, backoff_s=0.01)
     holder = await lock_log(admin)
     await writer.put("maya", Stage.INPUT, refusal(0), controls_version=4)
+    terminated: list[int] = []
     for _ in range(2):
-        pid = await insert_waiting(admin)
+        pid = await insert_waiting(admin, terminated)
         await admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        terminated.append(pid)
     await until(lambda: writer.lost == 1)
     await holder.commit()
     await holder.close()
@@ -197,3 +206,37 @@ async def test_a_rejected_write_is_not_retried(store: PolicyStore, admin: psycop
     # Both went in one batch; the database rejected it, so each was tried alone, once.
     assert [row[3] for row in await logged(admin)] == ["message 1"]
     assert (writer.written, writer.retries, writer.lost) == (1, 0, 1)
+
+
+class CountingSink:
+    """Records the size of every batch before handing it to the store."""
+
+    def __init__(self, store: PolicyStore) -> None:
+        self.store = store
+        self.batches: list[int] = []
+
+    async def record_decisions(self, entries: Sequence[DecisionLogEntry]) -> None:
+        self.batches.append(len(entries))
+        await self.store.record_decisions(entries)
+
+
+async def test_decisions_of_the_next_moments_share_one_transaction(
+    store: PolicyStore, admin: psycopg.AsyncConnection
+) -> None:
+    sink = CountingSink(store)
+    writer = DecisionWriter(sink, linger_s=0.2)
+    for n in range(4):  # the sentences of one reply, a few milliseconds apart
+        await writer.put("maya", Stage.OUTPUT, refusal(n), controls_version=1)
+        await asyncio.sleep(0.005)
+    await until(lambda: writer.written == 4)
+    assert sink.batches == [4]
+    await writer.close()
+    assert [row[3] for row in await logged(admin)] == [f"message {n}" for n in range(4)]
+
+
+async def test_close_does_not_wait_out_the_linger(store: PolicyStore, admin: psycopg.AsyncConnection) -> None:
+    writer = DecisionWriter(store, linger_s=30)
+    await writer.put("maya", Stage.OUTPUT, refusal(0), controls_version=1)
+    await asyncio.sleep(0.01)  # the writer has taken the decision and lingers
+    await asyncio.wait_for(writer.close(), 5)
+    assert [row[3] for row in await logged(admin)] == ["message 0"]

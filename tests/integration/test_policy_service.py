@@ -6,6 +6,7 @@ by keyword only); the e2e tests cover it with both.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import AsyncIterator
 
@@ -108,3 +109,54 @@ async def test_a_well_formed_embedding_is_accepted_without_topic_examples(policy
             timeout=10,
         )
     assert reply.decision.action == types_pb2.POLICY_ACTION_ALLOW
+
+
+async def test_output_checks_see_a_kill_switch_within_the_max_age_on_every_replica(database_url: str) -> None:
+    config = ServerConfig(host="127.0.0.1", port=0, grace_seconds=1.0, otlp_endpoint=None, log_level="INFO")
+    replicas = [
+        await start_server(
+            await policy_server.build(
+                PolicyConfig(
+                    config,
+                    database_url,
+                    pool_size=2,
+                    audit_purge_interval_s=0,
+                    output_controls_max_age_ms=200,
+                )
+            )
+        )
+        for _ in range(2)
+    ]
+    sentence = pol_pb.CheckOutputRequest(creator_id="maya", fan_id="f", sentence="Hello there!")
+    try:
+        async with (
+            grpc.aio.insecure_channel(replicas[0].target) as ch_a,
+            grpc.aio.insecure_channel(replicas[1].target) as ch_b,
+        ):
+            a, b = pol_grpc.PolicyServiceStub(ch_a), pol_grpc.PolicyServiceStub(ch_b)
+            stored = (
+                await a.UpdateControls(
+                    pol_pb.UpdateControlsRequest(controls=pol_pb.Controls(creator_id="maya")), timeout=10
+                )
+            ).controls
+            for api in (a, b):
+                assert (
+                    await api.CheckOutput(sentence, timeout=10)
+                ).decision.action == types_pb2.POLICY_ACTION_ALLOW
+            stored.autonomy = pol_pb.AUTONOMY_PAUSED
+            await a.UpdateControls(pol_pb.UpdateControlsRequest(controls=stored), timeout=10)
+            # The replica that saved it applies it to the very next sentence...
+            assert (
+                await a.CheckOutput(sentence, timeout=10)
+            ).decision.action == types_pb2.POLICY_ACTION_REFUSE
+            # ...and the next turn is paused everywhere at once (CheckInput reads fresh)...
+            turn = pol_pb.CheckInputRequest(creator_id="maya", fan_id="f", message="hi")
+            assert (await b.CheckInput(turn, timeout=10)).decision.action == types_pb2.POLICY_ACTION_REFUSE
+            # ...and the other replica's output checks within the max age.
+            await asyncio.sleep(0.25)
+            assert (
+                await b.CheckOutput(sentence, timeout=10)
+            ).decision.action == types_pb2.POLICY_ACTION_REFUSE
+    finally:
+        for replica in replicas:
+            await replica.stop(1.0)

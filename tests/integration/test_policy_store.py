@@ -148,3 +148,34 @@ async def test_the_controls_cache_keeps_the_most_recently_read_creators(database
         assert again == b and again is not b, "b was evicted and parsed again"
     finally:
         await store.close()
+
+
+async def test_a_read_that_accepts_an_age_is_served_from_the_last_confirmation(
+    store: PolicyStore, database_url: str
+) -> None:
+    first = await store.put_controls(family_controls())
+    # A save through this store is known at once, whatever age a read accepts.
+    assert await store.get_controls("chef-ana", max_age_s=60) is first
+    other = await open_store(database_url, max_size=1)
+    try:
+        paused = await other.put_controls(dataclasses.replace(first, autonomy=Autonomy.PAUSED))
+    finally:
+        await other.close()
+    # Another replica's save: a read that accepts a minute may still get the confirmed version...
+    assert (await store.get_controls("chef-ana", max_age_s=60)).version == 1
+    # ...a short age expires and asks the database again...
+    await asyncio.sleep(0.06)
+    assert await store.get_controls("chef-ana", max_age_s=0.05) == paused
+    # ...and a plain read always does; it also renews the confirmation aged reads use.
+    resumed = await store.put_controls(dataclasses.replace(paused, autonomy=Autonomy.AUTO))
+    assert (await store.get_controls("chef-ana")).autonomy is Autonomy.AUTO
+    assert await store.get_controls("chef-ana", max_age_s=60) == resumed
+
+
+async def test_an_aged_read_never_brings_back_a_version_saved_over(store: PolicyStore) -> None:
+    first = await store.put_controls(family_controls())
+    # A probe that started before a save through this store finishes after it: the save wins.
+    probe = asyncio.ensure_future(store.get_controls("chef-ana"))
+    paused = await store.put_controls(dataclasses.replace(first, autonomy=Autonomy.PAUSED))
+    await probe
+    assert await store.get_controls("chef-ana", max_age_s=60) == paused

@@ -4,6 +4,7 @@ and the per-turn audit records."""
 from __future__ import annotations
 
 import dataclasses
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -70,27 +71,42 @@ class PolicyStore:
 
     def __init__(self, pool: AsyncConnectionPool, *, controls_cache_size: int = 1024) -> None:
         self._pool = pool
-        # Parsed controls of recently checked creators, keyed by creator: (version, controls).
-        # Every read still asks the database for the latest version, so a cached entry is only
-        # served while it IS the latest (a kill switch takes effect on the next call).
-        self._controls: OrderedDict[str, tuple[int, Controls]] = OrderedDict()
+        # Parsed controls of recently checked creators, keyed by creator: (version, controls, when the
+        # database last confirmed that version was the latest, on the monotonic clock). A plain read
+        # still asks the database for the latest version, so a cached entry is only served while it
+        # IS the latest (a kill switch takes effect on the next call); a read that accepts an age
+        # (``max_age_s``) is served from here while the confirmation is that recent.
+        self._controls: OrderedDict[str, tuple[int, Controls, float]] = OrderedDict()
         self._controls_cache_size = controls_cache_size
 
     async def close(self) -> None:
         """Close the underlying pool."""
         await self._pool.close()
 
-    async def get_controls(self, creator_id: str) -> Controls:
+    async def get_controls(self, creator_id: str, *, max_age_s: float = 0.0) -> Controls:
         """The latest controls of a creator.
 
-        Always asks the database which version is the latest; only the parsing of a version this
-        store has parsed before is skipped, so the result is never older than what is stored.
+        By default always asks the database which version is the latest; only the parsing of a
+        version this store has parsed before is skipped, so the result is never older than what is
+        stored.
+
+        Args:
+            creator_id: The creator.
+            max_age_s: Accept the version this store last confirmed as the latest if it did so at
+                most this many seconds ago (0 = ask the database now). Versions saved through this
+                store are known at once; one saved elsewhere (another replica) is seen after at most
+                this long. The per-sentence output check uses a fraction of a second: every sentence
+                of a streaming reply is still checked against controls at most that old, without a
+                database round trip per sentence.
 
         Returns:
             The newest stored version, or ``Controls.default(creator_id)`` (version 0) when the
             creator has saved none.
         """
         cached = self._controls.get(creator_id)
+        probed_at = time.monotonic()
+        if cached is not None and max_age_s > 0 and probed_at - cached[2] <= max_age_s:
+            return cached[1]
         known = cached[0] if cached is not None else 0
         async with self._pool.connection() as conn:
             # One index probe for the latest version; its document only crosses the wire (and is
@@ -106,14 +122,23 @@ class PolicyStore:
             return Controls.default(creator_id)
         version = int(row[0])
         if cached is not None and version == cached[0]:
+            controls = cached[1]
+        else:
+            controls = _from_row(creator_id, version, row[1])
+        self._remember(creator_id, version, controls, probed_at)
+        return controls
+
+    def _remember(self, creator_id: str, version: int, controls: Controls, confirmed_at: float) -> None:
+        current = self._controls.get(creator_id)
+        # A confirmation older than the one held (a save through this store while the probe was on
+        # its way) must not replace it: it could bring back the version the save just replaced.
+        if current is not None and current[2] > confirmed_at:
             self._controls.move_to_end(creator_id)
-            return cached[1]
-        controls = _from_row(creator_id, version, row[1])
-        self._controls[creator_id] = (version, controls)
+            return
+        self._controls[creator_id] = (version, controls, confirmed_at)
         self._controls.move_to_end(creator_id)
         while len(self._controls) > self._controls_cache_size:
             self._controls.popitem(last=False)
-        return controls
 
     async def put_controls(self, controls: Controls, expected_version: int | None = None) -> Controls:
         """Validate and save controls as the creator's next version.
@@ -153,6 +178,8 @@ class PolicyStore:
                 "INSERT INTO policy_controls (creator_id, version, document) VALUES (%s, %s, %s)",
                 (stored.creator_id, stored.version, Jsonb(stored.to_document())),
             )
+        # Committed: reads through this store see the new version at once, whatever age they accept.
+        self._remember(stored.creator_id, stored.version, stored, time.monotonic())
         return stored
 
     async def history(self, creator_id: str, limit: int | None = None) -> list[Controls]:
