@@ -37,7 +37,7 @@ from services.policy.core.decision_log import DecisionWriter
 from services.policy.core.decisions import Action, Stage
 from services.policy.core.ratelimit import Bucket, RateLimited, RateLimiter, RateLimiterUnavailable
 from services.policy.core.records import DraftAlreadyDecided, DraftNotFound
-from services.policy.core.similarity import InvalidEmbedding, TopicIndex, check_embedding
+from services.policy.core.similarity import InjectionMatch, InvalidEmbedding, TopicIndex, check_embedding
 from services.policy.core.store import PolicyStore, VersionConflict, open_store
 
 log = logging.getLogger(__name__)
@@ -110,12 +110,21 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
         controls = await self._store.get_controls(creator_id)
         if controls.autonomy is not Autonomy.PAUSED:
             await self._spend(controls, creator_id, request.fan_id)
-        scores = await self._topics.scores(controls, message, embedding) if self._topics is not None else {}
+        scores: dict[str, float] = {}
+        nearest: InjectionMatch | None = None
+        if self._topics is not None and controls.autonomy is not Autonomy.PAUSED:
+            # One embedding serves both: the topic examples and the built-in injection exemplars.
+            if embedding is None:
+                embedding = await self._topics.embed_message(message)
+            scores = await self._topics.scores(controls, message, embedding)
+            nearest = await self._topics.injections.nearest(embedding)
         fan = FanInfo(
             age=request.fan_age if request.HasField("fan_age") else None,
             age_verified=request.fan_age_verified,
         )
-        decision = check_input(controls, message, fan=fan, now=datetime.now(UTC), topic_scores=scores)
+        decision = check_input(
+            controls, message, fan=fan, now=datetime.now(UTC), topic_scores=scores, injection=nearest
+        )
         if decision.action is not Action.ALLOW:
             # Logged in the background: the fan does not wait for the insert.
             await self.decisions.put(creator_id, Stage.INPUT, decision, controls_version=controls.version)

@@ -46,7 +46,7 @@ from services.policy.core.decisions import ALLOW, Action, Decision, Reason, Reas
 from services.policy.core.grounding import check_grounding, proper_names, subjects_of, support_vocabulary
 from services.policy.core.injection import find_injection
 from services.policy.core.lexicon import related_terms
-from services.policy.core.similarity import SIMILARITY_THRESHOLD
+from services.policy.core.similarity import INJECTION_THRESHOLD, SIMILARITY_THRESHOLD, InjectionMatch
 
 PAUSED_TEXT = "This avatar is paused right now, so it can't reply. Please check back later!"
 """What a fan sees while the creator has the kill switch on."""
@@ -156,6 +156,7 @@ def check_input(
     fan: FanInfo | None = None,
     now: datetime | None = None,
     topic_scores: Mapping[str, float] | None = None,
+    injection: InjectionMatch | None = None,
 ) -> Decision:
     """Decide what to do with a fan's message before the avatar answers it.
 
@@ -172,6 +173,9 @@ def check_input(
         now: The current time, for quiet hours; ``None`` = the system clock.
         topic_scores: Best similarity of the message to each topic's examples (see
             ``similarity.py``); topics at or above the threshold count as matched.
+        injection: The built-in injection exemplar nearest to the message (see
+            ``similarity.InjectionBank``); at or above ``INJECTION_THRESHOLD`` the message is an
+            injection even when no pattern matched.
 
     Returns:
         The decision; its reasons list every rule the message broke (injection and every matching
@@ -188,16 +192,21 @@ def check_input(
     matchers = _matchers(controls)
     text = _normalise(message)
     injected = find_injection(text)
-    injection = (
-        (Reason(ReasonCode.PROMPT_INJECTION, f"message tries to instruct the avatar: {injected!r}"),)
-        if injected is not None
-        else ()
-    )
+    injection_reasons: tuple[Reason, ...] = ()
+    if injected is not None:
+        detail = f"message tries to instruct the avatar: {injected!r}"
+        injection_reasons = (Reason(ReasonCode.PROMPT_INJECTION, detail),)
+    elif injection is not None and injection.similarity >= INJECTION_THRESHOLD:
+        detail = (
+            f"message reads like an injection attempt (similarity {injection.similarity:.2f} "
+            f"to {injection.exemplar!r})"
+        )
+        injection_reasons = (Reason(ReasonCode.PROMPT_INJECTION, detail),)
     topics = _topic_reasons(matchers, text, "message") + _similar_topic_reasons(
         controls, matchers, text, topic_scores or {}
     )
-    reasons = injection + topics
-    if injection:
+    reasons = injection_reasons + topics
+    if injection_reasons:
         return Decision(Action.REFUSE, reasons, controls.injection_reply)
     if reasons:
         return Decision(Action.REFUSE, reasons, _topic_reply(controls, reasons[0]))

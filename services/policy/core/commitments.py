@@ -47,6 +47,11 @@ _PATTERNS: dict[Commitment, tuple[str, ...]] = {
         + _GAP
         + r"(?:give|offer|get)\s+you\s+(?:a |an )?(?:\d+\s?%|discount|refund|deal|coupon|promo)",
         r"\b(?:send|wire|transfer)\s+(?:me|us)\s+(?:the\s+)?(?:money|payment|cash|funds|deposit)\b",
+        # a paid service quoted as a deal: "I'll do a private lesson for your team for $200"
+        _PROMISE
+        + r"\s+(?:\w+\s+){0,2}?(?:do|give|teach|run|host|hold|offer|make|bake|cater|coach|record|film|"
+        r"create|design|write|review|set up|put together)\b[^.!?]{0,80}?\b(?:for|at|only|just)\s+"
+        r"(?:just\s+|only\s+)?(?:[$€£]\s?\d|\d+\s*(?:dollars|euros|bucks|usd|eur)\b)",
     ),
     Commitment.MEETINGS: (
         _PROMISE
@@ -55,6 +60,12 @@ _PATTERNS: dict[Commitment, tuple[str, ...]] = {
         r"\bmeet\s+(?:up|you|me|in person)\b",
         r"\b(?:come|stop|swing)\s+by\s+(?:my|our)\s+(?:house|place|home|apartment|flat)\b",
         r"\bsee you (?:there|at|on|tomorrow|tonight|saturday|sunday|friday)\b",
+        # a private session promised to this fan: "I'll do a one-hour private Zoom lesson for you"
+        _PROMISE
+        + _GAP
+        + r"(?:do|give|teach|run|host|hold|set up|schedule|book|offer)\s+(?:\w+\s+){0,4}?(?:private|personal|"
+        r"one-on-one|one on one|1:1|1-on-1|individual)\s+(?:\w+\s+){0,2}?(?:lessons?|sessions?|class(?:es)?|"
+        r"calls?|consultations?|coaching|workshops?|tutorials?)\b",
     ),
     Commitment.CONTACT: (
         r"[\w.+-]+@[\w-]+\.[a-z]{2,}",
@@ -77,6 +88,18 @@ _PATTERNS: dict[Commitment, tuple[str, ...]] = {
         r"\b(?:buy|sell)\s+(?:some\s+|more\s+)?(?:bitcoin|crypto|stocks?|shares|ethereum|btc|eth|options|index funds)\b",
         r"\bguaranteed\s+(?:returns?|profits?|gains?)\b",
         r"\b(?:great|good|safe|smart)\s+investment\b",
+        # legal: no permit, licence or registration needed; permission stated as law
+        r"\byou\s+(?:don't|do not|won't|will not|wouldn't)\s+(?:even\s+)?need\s+(?:a\s+|an\s+|any\s+)?"
+        r"(?:\w+\s+){0,2}?(?:permits?|licen[cs]es?|registration|certificates?|certification|inspections?|"
+        r"insurance|approval|lawyer|attorney|contract|tax id|food handler'?s? card)\b",
+        r"\byou\s+(?:can|may|are allowed to)\s+(?:totally\s+|absolutely\s+|perfectly\s+)?legally\b",
+        r"\b(?:it's|it is|that's|that is|totally|perfectly|completely)\s+(?:\w+\s+)?legal\s+(?:for you\s+)?to\b",
+        # medical: food or a practice declared safe for a condition
+        r"\b(?:safe|fine|ok|okay|good)\s+for\s+(?:you|someone|people|anyone|most|diabetics|celiacs)\b[^.!?]{0,60}?"
+        r"\b(?:celiac|coeliac|diabet\w*|allerg\w*|intoleran\w*|pregnan\w*|ibs|crohn'?s|kidney disease|"
+        r"heart disease|blood pressure|medication|meds)\b",
+        r"\b(?:celiacs?|coeliacs?|diabetics|people with (?:celiac|diabetes|allergies)|pregnant (?:women|people))\s+"
+        r"can\s+(?:safely\s+)?(?:eat|have|drink)\b",
     ),
 }
 

@@ -41,13 +41,29 @@ _CLAIM = re.compile(
            painted|collect|volunteer|volunteered|attend|belong|belonged|celebrate|celebrated)\b
   | \bmy\s+(?:\w+\s+){0,2}?(?:is|are|was|were|has|have|had|lives?|works?|goes|went|called|named|turned|
         turns|loves?|comes?|came|got)\b
-  | \bmy\s+(?:husband|wife|partner|boyfriend|girlfriend|fianc[eé]e?|kids?|children|child|sons?|daughters?|
+  | \bmy\s+(?:(?:two|three|four|five|\d+|little|older|younger|eldest|oldest|youngest|twin)\s+)?
+        (?:husband|wife|partner|boyfriend|girlfriend|fianc[eé]e?|kids?|children|child|sons?|daughters?|
         mom|mum|mother|dad|father|parents|brother|sister|siblings?|grandkids|grandchildren|grandson|
         granddaughter|grandma|grandpa|grandmother|grandfather|niece|nephew|cousin|aunt|uncle|in-laws|ex|
+        little\s+ones?|kiddos?|toddlers?|twins|stepkids|stepchildren|stepsons?|stepdaughters?|
         family|dog|cat|pets?|house|home|apartment|car|hometown|school|degree|job|salary|age|birthday)\b
   | \bi\s*'?m\s+\d+\b
+  | \b(?:i|we)\s*(?:'m|am|'re|are|were|was)\s+(?:\w+\s+)?expecting\s+(?:a|an|our|my|another|twins|baby)\b
     """,
     re.VERBOSE,
+)
+# A professional credential claimed in the first person ("As a physician, I can tell you...", "I'm a
+# registered dietitian"): the credential itself must be in the evidence, however well the rest of
+# the sentence is covered, since it is what makes the advice sound authoritative.
+_CREDENTIAL = re.compile(
+    r"\b(?:as|i'm|i am|i was|i've been|i have been|i work as|i worked as|i trained as|speaking as)\s+"
+    r"(?:an?\s+)?(?:(?:former|licensed|registered|certified|qualified|practicing|practising|board-certified|"
+    r"trained|professional|medical|clinical)\s+){0,2}"
+    r"(physician|doctor|nurse|dietitian|dietician|nutritionist|pharmacist|lawyer|attorney|accountant|"
+    r"paralegal|therapist|psychologist|psychiatrist|dentist|surgeon|pediatrician|paediatrician|midwife|"
+    r"gastroenterologist|allergist|endocrinologist|cardiologist|financial (?:advisor|adviser|planner)|"
+    r"medical professional|health professional|healthcare professional)\b"
+    r"(?!\s+(?:would|will|might|may|could|can|should|told|tells|says|said|once)\b)"
 )
 # Any other first-person statement of what the creator does or did ("I served in the army", "we
 # hike every weekend", "I hold a black belt") is a claim too, unless its verb gives an opinion, a
@@ -201,17 +217,23 @@ def check_grounding(
         so it does not count towards coverage; a name missing from the evidence still counts as
         missing.
     """
-    if not is_claim(text, subjects):
+    credentials = [m.group(1) for m in _CREDENTIAL.finditer(text)]
+    if not credentials and not is_claim(text, subjects):
         return NOT_A_CLAIM
     known_names = {_stem(n) for n in subjects | names}
     words = {w for w in content_words(text) if w not in known_names or w not in vocabulary}
-    if not words:
+    if not words and not credentials:
         return Grounding(is_claim=True, supported=True, coverage=1.0)
     missing = tuple(sorted(w for w in words if w not in vocabulary))
-    coverage = 1.0 - len(missing) / len(words)
+    coverage = 1.0 - len(missing) / len(words) if words else 1.0
     numbers_missing = any(w.isdigit() for w in missing)
     verb_missing = any(v in missing for v in _claim_verbs(text))
-    supported = coverage >= SUPPORT_THRESHOLD and not numbers_missing and not verb_missing
+    credential_missing = [c for c in credentials if not all(_stem(w) in vocabulary for w in c.split())]
+    if credential_missing:
+        missing = tuple(sorted({*missing, *credential_missing}))
+    supported = (
+        coverage >= SUPPORT_THRESHOLD and not numbers_missing and not verb_missing and not credential_missing
+    )
     return Grounding(is_claim=True, supported=supported, coverage=coverage, missing=missing)
 
 

@@ -8,7 +8,10 @@ these; this table catches the everyday words for the same things whatever the ex
 A concept applies to a topic when one of its *triggers* is a word or phrase of the topic's name,
 description or keywords (whole words, plural tolerant); its *terms* are then matched like keywords.
 Terms are chosen to be unambiguous in a creator's ordinary conversation: "tax" (the shop price),
-"baby" (a pet name for a starter), "pounds" (of flour) or "shape" (of a loaf) are left out.
+"baby" (a pet name for a starter), "pounds" (of flour), "shape" (of a loaf), "expecting" (a rise),
+"ice" (an ice bath), "trump" (a trump card), "the wall" (of an oven), "take home" (a loaf from a
+class) or "how much do you make" (loaves per batch) are left out; the phrases around them ("are you
+expecting", "ice raids", "trump supporter", "border wall", "take-home pay") are not.
 """
 
 from __future__ import annotations
@@ -40,7 +43,9 @@ CONCEPTS = (
                "offspring", "stepkids", "stepson", "stepdaughter", "grandkids", "grandchildren",
                "your family", "ur family", "family life", "family members", "start a family",
                "parenting", "motherhood", "maternity leave", "daycare", "preschool", "kindergarten",
-               "expecting a baby", "having a baby"),
+               "expecting a baby", "having a baby", "pregnancy", "pregnant", "are you expecting",
+               "you expecting", "baby bump", "little bump", "trimester", "morning sickness",
+               "baby shower", "gender reveal", "maternity", "paternity leave"),
     ),
     Concept(
         triggers=("politics", "political", "election", "elections", "government", "president",
@@ -50,7 +55,17 @@ CONCEPTS = (
                "legislation", "legislature", "ballot", "campaign trail", "candidate", "candidates",
                "democrats", "republicans", "liberals", "conservatives", "midterms", "referendum",
                "city council", "white house", "supreme court", "partisan", "left-wing", "right-wing",
-               "tax cuts", "tax hike", "tax policy", "voting", "voter", "voters"),
+               "tax cuts", "tax hike", "tax policy", "voting", "voter", "voters",
+               # parties, movements and the people who lead them
+               "political party", "which party", "gop", "maga", "donald trump", "president trump",
+               "trump supporter", "trump voter", "pro-trump", "anti-trump", "biden", "obama",
+               "socialism", "socialist", "communism", "communist", "fascism", "fascist",
+               "swing state", "midterm", "primaries", "impeachment", "electoral",
+               # the issues campaigns are fought over
+               "immigration", "immigrants", "illegal immigrants", "deportation", "deportations",
+               "deport", "border wall", "border patrol", "border security", "ice raids", "asylum seekers",
+               "refugees", "abortion", "pro-life", "pro-choice", "gun control", "second amendment",
+               "gun rights"),
     ),
     Concept(
         triggers=("weight", "weigh", "diet", "diets", "dieting", "body fat", "slim", "body shape",
@@ -65,7 +80,11 @@ CONCEPTS = (
         triggers=("income", "salary", "earn", "earnings", "money", "net worth", "rich", "wealth"),
         terms=("earnings", "paycheck", "wage", "wages", "revenue", "wealthy", "wealth", "millionaire",
                "how much money", "make a living", "get paid", "net worth",
-               "income", "salary", "six figures"),
+               "income", "salary", "six figures", "pay cut", "pay raise", "take home pay", "take-home pay",
+               "yearly take home", "annual take home",
+               "ad revenue", "adsense", "monetization", "youtube pay", "youtube pays", "tiktok pay",
+               "tiktok pays", "instagram pay", "instagram pays", "creator fund", "how much you earn",
+               "how much do you earn", "how much do u earn"),
     ),
 )  # fmt: skip
 

@@ -4,10 +4,15 @@ Keywords catch the words a creator thought of; the examples catch the paraphrase
 ("Are you a mum?" for a topic whose keywords are "kids" and "children"). Example vectors are
 computed once per controls version and cached; a check costs one embedding of the message (none
 when the caller sends the one it computed for retrieval) and one small matrix product.
+
+The same message embedding is compared with a built-in bank of generic prompt-injection exemplars
+(``injection_bank.py``, :class:`InjectionBank`), embedded once per process by the same embedder, so
+paraphrased attacks the regexes of ``injection.py`` do not spell out are caught by meaning.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
@@ -17,12 +22,24 @@ import numpy as np
 import numpy.typing as npt
 
 from services.policy.core.controls import Controls
+from services.policy.core.injection_bank import EXEMPLARS
 
 SIMILARITY_THRESHOLD = 0.55
 """Cosine similarity (MiniLM, unit vectors) at or above which a message is on a topic.
 
 Chosen on ``eval/policy_set.jsonl``: close paraphrases of an example score 0.6-0.9, while the
 ordinary questions to the same creator peak at 0.47 against the blocked-topic examples.
+"""
+
+INJECTION_THRESHOLD = 0.43
+"""Cosine similarity to the nearest injection exemplar at or above which a message is an attack.
+
+Chosen on ``eval/policy_set.jsonl`` (334 items): the ordinary fan messages peak at 0.30 (grounded
+questions), 0.34 (blocked-topic questions), 0.36 (commitment bait) and 0.37 (never-claim bait: "Do
+you have grandkids?" against the grandmother role-play exemplar), while injections written as plain
+sentences score 0.45-0.84. Long messages that bury an attack in other text score lower (their
+mean-pooled embedding is diluted); the regexes and cross-lingual stems in ``injection.py`` are
+there for those.
 """
 
 EMBEDDING_DIM = 384
@@ -89,6 +106,55 @@ def topics_over(scores: dict[str, float], threshold: float = SIMILARITY_THRESHOL
     return {topic: score for topic, score in scores.items() if score >= threshold}
 
 
+@dataclass(frozen=True)
+class InjectionMatch:
+    """The injection exemplar nearest to a message.
+
+    Attributes:
+        similarity: Cosine similarity of the message to it.
+        exemplar: The exemplar's text.
+    """
+
+    similarity: float
+    exemplar: str
+
+
+class InjectionBank:
+    """The built-in injection exemplars (``injection_bank.py``), embedded once per process.
+
+    Args:
+        embed: The embedding function (the same one the topic examples use).
+        exemplars: The exemplar texts.
+    """
+
+    def __init__(self, embed: EmbedFn, exemplars: Sequence[str] = EXEMPLARS) -> None:
+        self._embed = embed
+        self._exemplars = tuple(exemplars)
+        self._matrix: FloatMatrix | None = None
+        self._lock = asyncio.Lock()
+
+    async def nearest(self, message: FloatVector) -> InjectionMatch | None:
+        """The exemplar closest to ``message``; ``None`` when the bank is empty or of another width.
+
+        The first call embeds the bank (one batch); every later call is one small matrix product.
+        """
+        matrix = await self._load()
+        if matrix.shape[0] == 0 or matrix.shape[1] != message.shape[0]:
+            return None
+        sims = matrix @ message
+        best = int(np.argmax(sims))
+        return InjectionMatch(float(sims[best]), self._exemplars[best])
+
+    async def _load(self) -> FloatMatrix:
+        if self._matrix is not None:
+            return self._matrix
+        async with self._lock:
+            if self._matrix is None:
+                rows = await self._embed(self._exemplars) if self._exemplars else []
+                self._matrix = np.asarray(rows, dtype=np.float32).reshape(len(self._exemplars), -1)
+            return self._matrix
+
+
 class TopicIndex:
     """Caches example vectors per (creator, controls version).
 
@@ -102,6 +168,12 @@ class TopicIndex:
         self._capacity = capacity
         self._cache: OrderedDict[tuple[str, int], tuple[Controls, TopicVectors]] = OrderedDict()
         self._lock = threading.Lock()
+        self.injections = InjectionBank(embed)
+
+    async def embed_message(self, message: str) -> FloatVector:
+        """The message's embedding, for callers that did not receive one."""
+        [vec] = await self._embed([message])
+        return np.asarray(vec, dtype=np.float32)
 
     async def scores(
         self, controls: Controls, message: str, embedding: FloatVector | None = None
