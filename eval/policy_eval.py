@@ -59,7 +59,7 @@ from services.policy.core import checks
 from services.policy.core.checks import check_input, check_output_sentence
 from services.policy.core.controls import BlockedTopic, CallToAction, Controls, RateLimit
 from services.policy.core.decisions import Decision
-from services.policy.core.similarity import TopicVectors
+from services.policy.core.similarity import InjectionBank, TopicVectors
 
 ROOT = Path(__file__).resolve().parent.parent
 TUNING = ROOT / "eval" / "policy_set.jsonl"
@@ -210,7 +210,13 @@ def load_set(path: Path) -> list[dict[str, str]]:
 
 
 async def run_set(
-    live: Live, name: str, path: Path, items: list[dict[str, str]], topics: TopicVectors, timings: Timings
+    live: Live,
+    name: str,
+    path: Path,
+    items: list[dict[str, str]],
+    topics: TopicVectors,
+    injections: InjectionBank,
+    timings: Timings,
 ) -> SetResult:
     """Run every item of one labelled set through the live path."""
     result = SetResult(name, path)
@@ -251,7 +257,9 @@ async def run_set(
                 f"without {_show(unembedded.decision)}"
             )
         started = time.perf_counter()
-        core_in = check_input(CONTROLS, message, topic_scores=topics.scores(vec))
+        # The same built-in injection exemplars the service compares the message with.
+        nearest = await injections.nearest(np.asarray(vec, dtype=np.float32))
+        core_in = check_input(CONTROLS, message, topic_scores=topics.scores(vec), injection=nearest)
         timings.input_core.append(time.perf_counter() - started)
         if not _same(core_in, verdict.decision):
             result.disagreements.append(
@@ -285,9 +293,9 @@ async def run_set(
         if category == "grounded":
             result.input_fp += verdict.decision.action is not GatewayAction.ALLOW
         if not ok:
-            got = f"in={_show(verdict.decision)}" + (f" out={_show(got_out)}" if got_out is not None else "")
+            seen = f"in={_show(verdict.decision)}" + (f" out={_show(got_out)}" if got_out is not None else "")
             result.misses[category].append(
-                f"{item['id']} {message!r} / {item.get('reply', '')!r}: {got}; {len(evidence)} hits"
+                f"{item['id']} {message!r} / {item.get('reply', '')!r}: {seen}; {len(evidence)} hits"
             )
     return result
 
@@ -388,6 +396,7 @@ async def evaluate(
         examples = [(t.name, e) for t in CONTROLS.blocked_topics for e in t.examples]
         rows = await live.inference.embed([e for _, e in examples])
         topics = TopicVectors(tuple(n for n, _ in examples), np.asarray(rows, dtype=np.float32))
+        injections = InjectionBank(live.inference.embed)
         # One untimed turn: the first call on each channel pays for connection setup, not for checks.
         [vec] = await live.inference.embed(["warm-up"])
         await live.memory.search(CREATOR_ID, "warm-up", vec, live.top_k, live.min_score)
@@ -402,7 +411,7 @@ async def evaluate(
         timings = Timings()
         results = {}
         for name, path, items in sets:
-            result = await run_set(live, name, path, items, topics, timings)
+            result = await run_set(live, name, path, items, topics, injections, timings)
             results[name] = report_set(result, show_misses)
         latency = report_latency(timings)
     load_after = os.getloadavg()
