@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from services.inference.core.gqa_graph import ATTENTION_KIND
+from services.inference.core.gqa_graph import ATTENTION_KIND, GRAPH_REVISION
 from services.inference.core.llama_config import LlamaConfig
 from services.inference.core.model_build import build_tiny, random_weights
 
@@ -50,6 +50,8 @@ def param_count(config: LlamaConfig = SMOLLM) -> int:
 def bench_model(attention: str) -> Path:
     """Build (once, cached under bench/results) the bench model with ``attention``."""
     out = RESULTS / f"smollm-shapes-{attention}"
+    if attention == ATTENTION_KIND:  # a serving graph of an older layout is not what the code builds now
+        out = out.with_name(f"{out.name}-r{GRAPH_REVISION}")
     if (out / "config.json").exists():
         return out
     from services.inference.core.gqa_graph import build_gqa_graph

@@ -10,6 +10,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +20,12 @@ from hypothesis import strategies as st
 
 from services.inference.core.engine import EngineConfig, GenerationEngine, QueueFull
 from services.inference.core.generator import DecoderModel, GenerationEvent, PromptTooLongError
-from services.inference.core.gqa_graph import build_gqa_graph
+from services.inference.core.gqa_graph import build_gqa_graph, rotary_in_attention
+from services.inference.core.llama_config import RopeScaling
 from services.inference.core.llama_graph import save_model
 from services.inference.core.llama_reference import reference_forward
 from services.inference.core.model_build import build_tiny, random_weights, tiny_config
-from services.inference.core.runner import SlotRunner
+from services.inference.core.runner import GQA_FLASH_ENV, SlotRunner
 from services.inference.core.sampling import SamplingParams
 
 pytestmark = pytest.mark.timeout(120)
@@ -110,39 +112,47 @@ def wait(*collectors: Collector) -> None:
 # -- graph --------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("tie", [False, True])
-def test_gqa_graph_logits_match_reference(tmp_path: Path, tie: bool) -> None:
-    """Prefill in two chunks, then batched decode of rows at different lengths: 1e-4 of the oracle."""
-    config = tiny_config(300)
-    if tie:
-        from dataclasses import replace
+GQA_VARIANTS = {
+    "llama": {},
+    "qwen2-bias-tied": dict(tie_word_embeddings=True, architecture="Qwen2ForCausalLM", attention_bias=True),
+    "llama3-rope": dict(rope_theta=500000.0, rope_scaling=RopeScaling("llama3", 8.0, 1.0, 4.0, 64)),
+    # head_dim 8: onnxruntime's rotary needs a multiple of 16, so the graph rotates q and k itself.
+    "rope-outside-attention": dict(head_dim=8),
+}
 
-        config = replace(
-            config, tie_word_embeddings=True, architecture="Qwen2ForCausalLM", attention_bias=True
-        )
-    weights = random_weights(config, seed=5)
+
+@pytest.mark.parametrize("kernel", ["gemm", "flash"])
+@pytest.mark.parametrize("variant", list(GQA_VARIANTS))
+def test_gqa_graph_logits_match_reference(
+    tmp_path: Path, variant: str, kernel: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Prompts prefilled in chunks (a first chunk, then chunks of S > 1 and S = 1 on top of the cache),
+    then batched decode of rows at different lengths: every logit within 1e-4 of the numpy oracle,
+    with either of onnxruntime's CPU GroupQueryAttention kernels (the engine uses the GEMM one)."""
     import onnxruntime as ort
 
+    monkeypatch.setenv(GQA_FLASH_ENV, "1" if kernel == "gemm" else "0")
+    config = replace(tiny_config(300), **GQA_VARIANTS[variant])  # type: ignore[arg-type]
+    assert rotary_in_attention(config) == (variant != "rope-outside-attention")
+    weights = random_weights(config, seed=5)
     save_model(build_gqa_graph(config, weights), tmp_path)
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     session = ort.InferenceSession(str(tmp_path / "model.onnx"), options, providers=["CPUExecutionProvider"])
-    runner = SlotRunner(session, config, np.float32, max_batch=3, max_seq_len=48)
-    seqs = [prompt_of(i, n, vocab=300) for i, n in enumerate((9, 17, 4))]
-    for row, s in enumerate(seqs):
-        half = len(s) // 2
-        runner.run(row, np.array([s[:half]]), np.arange(half)[None, :], [half - 1])
-        logits = runner.run(row, np.array([s[half:]]), np.arange(half, len(s))[None, :], [len(s) - 1])
-        expected = reference_forward(config, weights, np.array([s]))[0, -1]
-        np.testing.assert_allclose(logits[0], expected, atol=1e-4, rtol=0)
+    assert "position_ids" not in {i.name for i in session.get_inputs()}
+    runner = SlotRunner(session, config, np.float32, max_batch=4, max_seq_len=48)
+    chunks = [(4, 5), (8, 1, 8), (4,), (1,)]  # prompt lengths 9, 17, 4 and 1
+    seqs = [prompt_of(i, sum(c), vocab=300) for i, c in enumerate(chunks)]
+    for row, (s, sizes) in enumerate(zip(seqs, chunks, strict=True)):
+        start = 0
+        for size in sizes:
+            logits = runner.run(row, np.array([s[start : start + size]]), [start + size - 1])
+            start += size
+            expected = reference_forward(config, weights, np.array([s[:start]]))[0, -1]
+            np.testing.assert_allclose(logits[0], expected, atol=1e-4, rtol=0)
         s.append(int(np.argmax(logits[0])))
     for _ in range(4):
-        logits = runner.run(
-            0,
-            np.array([[s[-1]] for s in seqs]),
-            np.array([[len(s) - 1] for s in seqs]),
-            [len(s) - 1 for s in seqs],
-        )
+        logits = runner.run(0, np.array([[s[-1]] for s in seqs]), [len(s) - 1 for s in seqs])
         for row, s in enumerate(seqs):
             expected = reference_forward(config, weights, np.array([s]))[0, -1]
             np.testing.assert_allclose(logits[row], expected, atol=1e-4, rtol=0)

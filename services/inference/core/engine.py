@@ -411,7 +411,7 @@ class GenerationEngine:
             n = min(len(seq.prompt) - seq.filled, budget)
             start = seq.filled
             chunk = np.array([seq.prompt[start : start + n]], dtype=np.int64)
-            logits = self._runner.run(seq.slot, chunk, np.arange(start, start + n)[None, :], [start + n - 1])
+            logits = self._runner.run(seq.slot, chunk, [start + n - 1])
             seq.filled += n
             budget -= n
             with self._stats_lock:
@@ -428,17 +428,16 @@ class GenerationEngine:
             return
         hi = max(s.slot for s in rows) + 1
         ids = np.zeros((hi, 1), dtype=np.int64)
-        pos = np.zeros((hi, 1), dtype=np.int64)
         seqlens = np.zeros(hi, dtype=np.int32)
         for r in range(hi):
             other = self._slots[r]
             if other is not None:
                 # A decoding row feeds its last token; a prefilling row gets a dummy write at its next
                 # position, which its next prefill chunk overwrites; a free row writes at 0.
-                pos[r, 0] = seqlens[r] = min(other.filled, self.max_len - 1)
+                seqlens[r] = min(other.filled, self.max_len - 1)
                 if other.state is _State.DECODE:
                     ids[r, 0] = other.tokens[other.filled]
-        logits = self._runner.run(0, ids, pos, seqlens)
+        logits = self._runner.run(0, ids, seqlens)
         for s in rows:
             s.filled += 1
         self._accept(rows, logits[[s.slot for s in rows]])

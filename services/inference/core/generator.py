@@ -19,7 +19,7 @@ import onnxruntime as ort
 from services.inference.core.gqa_graph import ATTENTION_KIND as GQA_ATTENTION
 from services.inference.core.llama_config import LlamaConfig
 from services.inference.core.llama_graph import MODEL_FILE, past_input_names, present_output_names
-from services.inference.core.runner import SlotRunner
+from services.inference.core.runner import SlotRunner, prefer_gemm_attention
 from services.inference.core.sampling import SamplingParams, make_rng, sample_next
 from services.inference.core.tokenizer import ChatTokenizer, IncrementalDetokenizer
 
@@ -121,6 +121,8 @@ class DecoderModel:
         options = ort.SessionOptions()
         if intra_op_num_threads is not None:
             options.intra_op_num_threads = intra_op_num_threads
+        if self.info.attention == GQA_ATTENTION:
+            prefer_gemm_attention()
         self.session = ort.InferenceSession(
             str(self.model_dir / MODEL_FILE),
             sess_options=options,
@@ -270,10 +272,7 @@ class DecoderModel:
         )
 
         def step(new: list[int], total: int) -> np.ndarray:
-            n = len(new)
-            logits = runner.run(
-                0, np.array([new], dtype=np.int64), np.arange(total - n, total)[None, :], [total - 1]
-            )
+            logits = runner.run(0, np.array([new], dtype=np.int64), [total - 1])
             row: np.ndarray = logits[0]
             return row
 

@@ -217,14 +217,35 @@ class _GraphBuilder:
     def weight(self, hf_name: str, *, transpose: bool = False) -> str:
         """Register an HF tensor as an initializer in the model dtype (optionally ``[in, out]``)."""
         arr = np.asarray(self.weights[hf_name])
-        if transpose:
-            arr = arr.T
+        return self._initializer(hf_name, arr.T if transpose else arr, hf_name)
+
+    def fused_weight(
+        self,
+        name: str,
+        hf_names: list[str],
+        *,
+        transpose: bool = False,
+        scales: list[float] | None = None,
+    ) -> str:
+        """Register HF tensors concatenated along their output axis as one initializer ``name``.
+
+        With ``transpose`` each ``[out_i, in]`` matrix becomes ``[in, out_i]`` and the result is
+        ``[in, sum(out_i)]``, so one MatMul computes every projection; 1-D tensors (biases) are
+        simply concatenated. ``scales`` multiplies each part (in fp32, before the dtype cast).
+        """
+        parts = [np.asarray(self.weights[n], dtype=np.float32) for n in hf_names]
+        if scales is not None:
+            parts = [part * np.float32(s) for part, s in zip(parts, scales, strict=True)]
+        arr = np.concatenate([p.T for p in parts] if transpose else parts, axis=-1)
+        return self._initializer(name, arr, " + ".join(hf_names))
+
+    def _initializer(self, name: str, arr: np.ndarray, source: str) -> str:
         with np.errstate(over="ignore"):  # overflow is reported below, with the tensor's name
             arr = np.ascontiguousarray(arr, dtype=self.np_dtype)
         if not np.all(np.isfinite(arr)):
-            raise ValueError(f"weight {hf_name!r} is not finite in {self.dtype} (overflow on conversion?)")
-        self.initializers.append(numpy_helper.from_array(arr, hf_name))
-        return hf_name
+            raise ValueError(f"weight {source!r} is not finite in {self.dtype} (overflow on conversion?)")
+        self.initializers.append(numpy_helper.from_array(arr, name))
+        return name
 
     def linear(self, x: str, prefix: str, *, bias: bool) -> str:
         # HF stores [out, in]; pre-transposing at build time lets a plain MatMul do x @ W.
