@@ -18,6 +18,7 @@ Engine, ``engine.static_batching.max_batch_size = N``.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import tempfile
@@ -25,11 +26,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.inference_common import RESULTS, THREADS, hf_checkpoint
+from services.inference.core.runner import GQA_FLASH_ENV
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH_PYTHON = REPO / ".avatar" / "bench-venv" / "bin" / "python"
 DRIVER = Path(__file__).resolve().parent / "genai_driver.py"
-MODES = ("generator", "engine")
+MODES = ("generator", "generator-gemm", "engine")
+"""genai configurations: a batched ``og.Generator`` on onnxruntime's default CPU attention kernel, the
+same with the GEMM attention kernel our engine uses (``ORT_GQA_DISABLE_FLASH_ATTENTION=1``, in case
+it helps genai's graph too), and ``og.Engine``. The best one is the baseline."""
 VENV_HELP = (
     "python3.11 -m venv .avatar/bench-venv && .avatar/bench-venv/bin/pip install torch==2.13.0 "
     "sentence-transformers onnxruntime-genai==0.18.0 onnx_ir==1.1.0"
@@ -68,7 +73,7 @@ def missing(python: Path) -> str | None:
 
 def genai_model(python: Path, mode: str) -> Path:
     """Build (once, cached under bench/results) the genai model of the bench weights for ``mode``."""
-    variant = "pruned" if mode == "generator" else "full"
+    variant = "pruned" if mode.startswith("generator") else "full"
     out = RESULTS / f"smollm-shapes-genai-{variant}"
     if (out / "genai_config.json").exists():
         return out
@@ -103,8 +108,12 @@ def measure(python: Path, model_dir: Path, prompts: list[list[int]], new: int, m
     with tempfile.TemporaryDirectory(prefix="genai-bench") as tmp:
         spec = Path(tmp) / "requests.json"
         spec.write_text(json.dumps({"prompts": prompts, "new": new}))
+        # The attention kernel is chosen per process by this variable; the bench process itself has
+        # it set for our engine (runner.prefer_gemm_attention), so every genai run sets it explicitly.
+        env = {**os.environ, GQA_FLASH_ENV: "1" if mode.endswith("-gemm") else "0"}
         proc = subprocess.run(
-            [str(python), str(DRIVER), "run", str(model_dir), str(spec), mode],
+            [str(python), str(DRIVER), "run", str(model_dir), str(spec), mode.removesuffix("-gemm")],
+            env=env,
             capture_output=True,
             text=True,
             check=False,

@@ -1,7 +1,7 @@
 """Aggregate decode throughput of the continuous-batching engine vs a plain loop and onnxruntime-genai.
 
     .venv/bin/python -m bench.inference_decode [--streams 1 4 16 32] [--new 128] [--prompt 256]
-        [--no-genai] [--genai-modes generator engine] [--genai-python .avatar/bench-venv/bin/python]
+        [--no-genai] [--genai-modes generator generator-gemm engine] [--genai-python .avatar/bench-venv/bin/python]
 
 For each concurrency, N requests (``--prompt``-token prompts, ``--new`` new tokens each, greedy) are
 submitted at once to a :class:`GenerationEngine` (``max_batch = N``) and timed from submission to
@@ -15,8 +15,9 @@ Baseline (b), measured in the same run at every N: onnxruntime-genai on the same
 Hugging Face checkpoint and converted by genai's own builder, :mod:`bench.genai_baseline`), the same
 N prompts and N x ``--new`` greedy tokens with EOS masked, 2 intra-op threads, timed end to end in a
 subprocess of the bench venv. Its configurations (``--genai-modes``): one batched ``og.Generator``
-of batch size N (last-token-only LM head in prefill) and the ``og.Engine`` request API (on CPU a
-static batch scheduler); the better one is (b). The engine's first request's tokens are compared
+of batch size N (last-token-only LM head in prefill), the same on onnxruntime's GEMM attention
+kernel (``generator-gemm``: the kernel our engine's sessions choose), and the ``og.Engine`` request
+API (on CPU a static batch scheduler); the best one is (b). The engine's first request's tokens are compared
 with genai's (same weights, both greedy). The bench venv is optional: create it with
 ``python3.11 -m venv .avatar/bench-venv && .avatar/bench-venv/bin/pip install torch==2.13.0
 sentence-transformers onnxruntime-genai==0.18.0 onnx_ir==1.1.0``; without it (or with
