@@ -1,7 +1,8 @@
 """Aggregate decode throughput of the continuous-batching engine vs a plain loop and onnxruntime-genai.
 
     .venv/bin/python -m bench.inference_decode [--streams 1 4 16 32] [--new 128] [--prompt 256]
-        [--no-genai] [--genai-modes generator generator-gemm engine] [--genai-python .avatar/bench-venv/bin/python]
+        [--no-genai] [--genai-modes generator generator-gemm engine]
+        [--genai-python .avatar/bench-venv/bin/python]
 
 For each concurrency, N requests (``--prompt``-token prompts, ``--new`` new tokens each, greedy) are
 submitted at once to a :class:`GenerationEngine` (``max_batch = N``) and timed from submission to
