@@ -131,6 +131,7 @@ async def main(posts: int) -> None:
             t = pipeline.times
             print(f"== {label}: {posts} posts in {total:.1f}s -> {posts / total:,.0f} posts/s end to end")
             print(f"   chunks inserted {done.chunks_inserted}, unchanged {done.chunks_unchanged}")
+            # One batch's write overlaps the next one's embedding, so the shares can sum past 100%.
             for stage in ("parse", "chunk", "embed", "write", "profile"):
                 seconds = getattr(t, stage)
                 # A stage that did no work (re-ingest: nothing to embed) has no meaningful rate.

@@ -260,44 +260,71 @@ class Pipeline:
         outcome: FileOutcome,
         publish: ProgressCallback,
     ) -> FileOutcome:
+        """Embed and write ``fresh`` in batches, one batch's write overlapping the next one's embedding.
+
+        The embedding runs in the inference service and the write in memory/Postgres, so overlapping
+        them keeps both busy. Writes stay in order and one at a time, and each records its documents
+        only after their chunks are stored, so durability and resume are as without the overlap.
+        """
         batch: list[tuple[Chunk, str]] = []
         completed: list[StoredDocument] = []  # documents whose last chunk is in `batch`
+        writing: asyncio.Task[None] | None = None  # the previous batch's write
 
-        async def flush() -> None:
-            nonlocal outcome, batch, completed
-            if batch:
-                started = time.perf_counter()
-                vectors = await self._embed.embed([c.text for c, _ in batch])
-                self.times.embed += time.perf_counter() - started
-                started = time.perf_counter()
+        async def write(
+            rows: list[tuple[Chunk, str]], docs: list[StoredDocument], vectors: list[list[float]]
+        ) -> None:
+            nonlocal outcome
+            started = time.perf_counter()
+            if rows:
                 counts = await self._store.write(
-                    job.creator_id, [(c, h, v) for (c, h), v in zip(batch, vectors, strict=True)]
+                    job.creator_id, [(c, h, v) for (c, h), v in zip(rows, vectors, strict=True)]
                 )
                 outcome = replace(
                     outcome,
                     chunks_inserted=outcome.chunks_inserted + counts.inserted,
                     chunks_unchanged=outcome.chunks_unchanged + counts.unchanged,
                 )
-            else:
-                started = time.perf_counter()
-            if completed:
-                await self._records.record_documents(job.creator_id, completed)
-                for stored in completed:
+            if docs:
+                await self._records.record_documents(job.creator_id, docs)
+                for stored in docs:
                     key = (stored.doc.meta.platform, stored.doc.meta.source_id)
                     state.known[key] = KnownDocument(stored.text_hash, stored.chunks, stored.simhash)
             self.times.write += time.perf_counter() - started
-            batch, completed = [], []
             # Progress (and the heartbeat that keeps another replica from resuming this job).
             await publish(replace(job, files=(*_finished(job.files), outcome), updated_at=_now()))
 
-        for stored, chunks in fresh:
-            doc_hash = source_hash(stored.doc)
-            for chunk in chunks:
-                batch.append((chunk, doc_hash))
-                if len(batch) >= EMBED_BATCH:
-                    await flush()
-            completed.append(stored)
-        await flush()
+        async def flush() -> None:
+            nonlocal batch, completed, writing
+            rows, docs = batch, completed
+            batch, completed = [], []
+            vectors: list[list[float]] = []
+            if rows:
+                started = time.perf_counter()
+                vectors = await self._embed.embed([c.text for c, _ in rows])
+                self.times.embed += time.perf_counter() - started
+            if writing is not None:
+                await writing
+            writing = asyncio.ensure_future(write(rows, docs, vectors))
+
+        try:
+            for stored, chunks in fresh:
+                doc_hash = source_hash(stored.doc)
+                for chunk in chunks:
+                    batch.append((chunk, doc_hash))
+                    if len(batch) >= EMBED_BATCH:
+                        await flush()
+                completed.append(stored)
+            await flush()
+            assert writing is not None  # the last flush always starts a write
+            await writing
+        except BaseException:
+            # Let a write already under way finish (its documents are recorded only if it stores
+            # them), so nothing runs on after the job has stopped; its own error is secondary.
+            if writing is not None and not writing.done():
+                await asyncio.wait([writing])
+            if writing is not None and writing.done() and not writing.cancelled():
+                writing.exception()  # retrieved, so asyncio does not log it as never retrieved
+            raise
         return outcome
 
 
