@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,8 +29,35 @@ class EmbeddedPostgres:
     _server: Any = field(repr=False)
 
     def stop(self) -> None:
-        """Stop the server (data is kept unless it was started with ``delete_on_stop``)."""
+        """Stop the server (data is kept unless it was started with ``delete_on_stop``).
+
+        Returns once the postmaster has exited: pgserver's stop can return with it still shutting
+        down (``pg_ctl stop`` failing under load), and a restart in the same data directory would
+        then attach to the dying server instead of starting a new one.
+        """
         self._server.cleanup()
+        _wait_for_exit(self.data_dir)
+
+
+def _wait_for_exit(data_dir: Path, timeout: float = 60.0) -> None:
+    """Wait until the postmaster of ``data_dir`` is gone; kill it if it outlives ``timeout``."""
+    import psutil
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            pid = int((data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
+            proc = psutil.Process(pid)
+            if proc.status() == psutil.STATUS_ZOMBIE:
+                return
+        except (FileNotFoundError, ValueError, psutil.NoSuchProcess):
+            return
+        if time.monotonic() > deadline:
+            log.warning("embedded postgres in %s did not stop within %.0f s; killing it", data_dir, timeout)
+            proc.kill()
+            psutil.wait_procs([proc], timeout=10)
+            return
+        time.sleep(0.05)
 
 
 def start_postgres(data_dir: Path, *, delete_on_stop: bool = False) -> EmbeddedPostgres:
