@@ -49,15 +49,27 @@ def env_int(name: str, default: int, env: Mapping[str, str] | None = None, *, mi
     return value
 
 
-def env_float(name: str, default: float, env: Mapping[str, str] | None = None) -> float:
-    """Read a float variable."""
+def env_float(
+    name: str,
+    default: float,
+    env: Mapping[str, str] | None = None,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+) -> float:
+    """Read a float variable, within ``minimum`` .. ``maximum`` (inclusive) when they are given."""
     raw = _get(name, env)
     if raw is None:
         return default
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError as exc:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name} must be <= {maximum}, got {value}")
+    return value
 
 
 def env_bool(name: str, default: bool, env: Mapping[str, str] | None = None) -> bool:

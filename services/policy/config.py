@@ -35,10 +35,10 @@ class PolicyConfig:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> PolicyConfig:
         url = c.require_database_url(c.database_url(env))
-        max_age_ms = c.env_float("AVATAR_POLICY_OUTPUT_CONTROLS_MAX_AGE_MS", 250.0, env)
-        if not 0 <= max_age_ms <= 1000:
-            # The kill switch must reach a streaming reply within a second on every replica.
-            raise c.ConfigError(f"AVATAR_POLICY_OUTPUT_CONTROLS_MAX_AGE_MS must be 0-1000, got {max_age_ms}")
+        # At most a second: the kill switch must reach a streaming reply that fast on every replica.
+        max_age_ms = c.env_float(
+            "AVATAR_POLICY_OUTPUT_CONTROLS_MAX_AGE_MS", 250.0, env, minimum=0, maximum=1000
+        )
         return cls(
             server=c.ServerConfig.from_env("policy", env),
             database_url=url,

@@ -79,7 +79,7 @@ _OPINION_VERBS = frozenset(
     do did will shall should might may must recommend suggest say said agree disagree appreciate
     understand see promise swear imagine suppose doubt trust admit find try tried get
     hear heard totally absolutely really am was were have had has is are be been would've could've
-    should've ought wanna gotta gonna hear apologize apologise worry care miss missed remember
+    should've ought wanna gotta gonna apologize apologise worry care miss missed remember
     forget forgot notice noticed mention mentioned only
     """.split()  # noqa: SIM905 -- a word list reads better as text
 )

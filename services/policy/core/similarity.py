@@ -197,8 +197,7 @@ class TopicIndex:
             return {}
         vectors = await self._vectors(controls)
         if embedding is None:
-            [message_vec] = await self._embed([message])
-            return vectors.scores(message_vec)
+            return vectors.scores(await self.embed_message(message))
         if embedding.shape != (vectors.matrix.shape[1],):
             raise InvalidEmbedding(
                 f"embedding has {embedding.size} values, the topic examples {vectors.matrix.shape[1]}"
