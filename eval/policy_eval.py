@@ -12,8 +12,9 @@ with the gateway's own clients: the query embedding from the inference service, 
 search (pgvector + full text, RRF; the gateway's top-k and minimum score), ``CheckInput`` on the
 message and ``CheckOutput`` on the draft sentence with the retrieved evidence.
 
-By default both sets run: ``eval/policy_set.jsonl`` (the tuning set: rules were changed while
-looking at it) and ``eval/policy_holdout.jsonl`` (held out: never used to change a rule).
+By default ``eval/policy_set.jsonl`` runs (the tuning set: rules were changed while looking at it)
+and, once it exists, ``eval/policy_holdout4.jsonl`` (held out, written blind: never used to change
+a rule).
 
 * ``blocked_topic``: correct = input refused for ``blocked_topic``;
 * ``injection``: correct = input refused for ``prompt_injection``;
@@ -63,7 +64,8 @@ from services.policy.core.similarity import InjectionBank, TopicVectors
 
 ROOT = Path(__file__).resolve().parent.parent
 TUNING = ROOT / "eval" / "policy_set.jsonl"
-HOLDOUT = ROOT / "eval" / "policy_holdout.jsonl"
+HOLDOUT = ROOT / "eval" / "policy_holdout4.jsonl"
+"""The current blind held-out set (the fourth); runs by default once it exists."""
 CREATOR = ROOT / "samples" / "creators" / "maya-bakes"
 CREATOR_ID = "maya-bakes"
 FAN_ID = "eval-fan"
@@ -435,6 +437,11 @@ async def evaluate(
     }  # fmt: skip
 
 
+def _default_sets() -> list[Path]:
+    # The held-out set is being written blind by someone else; until it lands only the tuning set runs.
+    return [TUNING, HOLDOUT] if HOLDOUT.exists() else [TUNING]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the evaluation, print per-category results and latencies, write the JSON."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
@@ -444,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         action="append",
         default=None,
-        help="labelled set (repeatable; default: the tuning set and the held-out set)",
+        help="labelled set (repeatable; default: the tuning set and the held-out set if it exists)",
     )
     parser.add_argument("--json", type=Path, default=RESULTS, help=f"results file (default: {RESULTS})")
     parser.add_argument("--show-misses", action="store_true")
@@ -452,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ensure_models(args.models)
     named = {TUNING.resolve(): "tuning", HOLDOUT.resolve(): "held-out (never tuned on)"}
-    sets = [(named.get(p.resolve(), p.stem), p, load_set(p)) for p in (args.set or [TUNING, HOLDOUT])]
+    sets = [(named.get(p.resolve(), p.stem), p, load_set(p)) for p in (args.set or _default_sets())]
     results = asyncio.run(evaluate(args.models, sets, args.show_misses))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2), encoding="utf-8")
