@@ -1,7 +1,7 @@
 """Aggregate decode throughput of the continuous-batching engine vs a plain loop and onnxruntime-genai.
 
     .venv/bin/python -m bench.inference_decode [--streams 1 4 16 32] [--new 128] [--prompt 256]
-        [--no-genai] [--genai-modes generator generator-gemm engine]
+        [--repeat 1] [--no-genai] [--genai-modes generator generator-gemm engine]
         [--genai-python .avatar/bench-venv/bin/python]
 
 For each concurrency, N requests (``--prompt``-token prompts, ``--new`` new tokens each, greedy) are
@@ -11,6 +11,11 @@ same run: the same kind of requests one after another through the plain decode l
 (``DecoderModel.generate`` on the standard graph); its rate does not depend on N, so it is measured
 on ``--baseline-requests`` requests. Also prints the compute roofline (2 x params FLOPs per token vs
 a numpy matmul peak measured now) and the fraction reached.
+
+This machine's speed swings by 2x and more within minutes (other tenants of the host), so every
+measurement is taken in rounds: ``--repeat K`` runs, for each N, K rounds of (a), the engine and (b)
+back to back, prints each round's ratios (the three measured within a minute of each other) and the
+median over rounds of each ratio, which is the number to report.
 
 Baseline (b), measured in the same run at every N: onnxruntime-genai on the same weights (written as a
 Hugging Face checkpoint and converted by genai's own builder, :mod:`bench.genai_baseline`), the same
@@ -28,7 +33,10 @@ sentence-transformers onnxruntime-genai==0.18.0 onnx_ir==1.1.0``; without it (or
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 from bench.genai_baseline import BENCH_PYTHON, MODES, VENV_HELP, GenaiRun, genai_model, measure, missing
@@ -95,6 +103,40 @@ def run_genai(python: Path, modes: list[str], n: int, prompt_len: int, new: int)
     return [measure(python, genai_model(python, mode), batch, new, mode) for mode in modes]
 
 
+@dataclass(frozen=True)
+class Round:
+    """One round at one N: (a), the engine and (b), measured back to back."""
+
+    plain: float
+    engine: float
+    genai: GenaiRun | None
+
+
+@dataclass(frozen=True)
+class Medians:
+    """Medians over the rounds at one N (each ratio is the median of the per-round ratios)."""
+
+    plain: float
+    engine: float
+    vs_plain: float
+    genai: float | None
+    genai_mode: str | None
+    vs_genai: float | None
+
+
+def median_round(rounds: list[Round]) -> Medians:
+    """Per-round ratios, then medians: a slow minute slows a round's pair together, not one side."""
+    genai = [(r.engine, r.genai) for r in rounds if r.genai is not None]
+    return Medians(
+        plain=statistics.median(r.plain for r in rounds),
+        engine=statistics.median(r.engine for r in rounds),
+        vs_plain=statistics.median(r.engine / r.plain for r in rounds),
+        genai=statistics.median(g.rate for _, g in genai) if genai else None,
+        genai_mode=Counter(g.mode for _, g in genai).most_common(1)[0][0] if genai else None,
+        vs_genai=statistics.median(e / g.rate for e, g in genai) if genai else None,
+    )
+
+
 def agreement(ours: list[int], theirs: list[int]) -> int:
     """Length of the common prefix of two token lists."""
     k = 0
@@ -109,6 +151,7 @@ def main() -> None:
     parser.add_argument("--prompt", type=int, default=256)
     parser.add_argument("--new", type=int, default=128)
     parser.add_argument("--baseline-requests", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=1, help="rounds per N; medians are reported")
     parser.add_argument("--no-genai", action="store_true", help="skip baseline (b), onnxruntime-genai")
     parser.add_argument("--genai-modes", nargs="+", choices=MODES, default=list(MODES))
     parser.add_argument("--genai-python", type=Path, default=BENCH_PYTHON, help="the bench venv's python")
@@ -122,29 +165,40 @@ def main() -> None:
     gqa = DecoderModel(bench_model(ATTENTION_KIND), intra_op_num_threads=THREADS)
     standard = DecoderModel(bench_model("standard"), intra_op_num_threads=THREADS)
     print(f"machine: {machine_note()}")
-    plain = run_plain(standard, args.baseline_requests, args.prompt, args.new)
-    print(f"(a) plain decode loop, one request at a time: {plain:.1f} new tok/s end to end")
     if genai_skipped is not None:
         print(f"(b) onnxruntime-genai NOT RUN ({genai_skipped}); create the bench venv with: {VENV_HELP}")
     run_engine(gqa, 1, args.prompt, 2)  # warm-up (genai's driver warms up the same way)
-    results = {}
+    results: dict[int, float] = {}
+    plains: list[float] = []
     table = []
     for n in args.streams:
-        rate, ttft, ours = run_engine(gqa, n, args.prompt, args.new)
-        results[n] = rate
-        line = f"engine, {n:2d} streams: {rate:7.1f} new tok/s aggregate  ({rate / plain:5.2f}x (a))"
-        row = f"| {n:2d} | {rate:7.1f} | {rate / plain:5.2f}x |"
-        if genai_skipped is None:
-            runs = run_genai(args.genai_python, args.genai_modes, n, args.prompt, args.new)
-            best = max(runs, key=lambda r: r.rate)
-            detail = ", ".join(f"{r.mode} {r.rate:.1f}" for r in runs)
-            same = min(agreement(ours, r.first) for r in runs)
-            line += (
-                f"  (b) genai {best.rate:7.1f} ({best.mode}; {detail})  {rate / best.rate:5.2f}x (b)"
-                f"  [first {same}/{args.new} tokens of request 0 identical]"
+        rounds: list[Round] = []
+        for k in range(args.repeat):
+            plain = run_plain(standard, args.baseline_requests, args.prompt, args.new)
+            rate, ttft, ours = run_engine(gqa, n, args.prompt, args.new)
+            line = (
+                f"engine, {n:2d} streams, round {k + 1}/{args.repeat}: {rate:7.1f} new tok/s aggregate; "
+                f"(a) plain loop {plain:5.1f} -> {rate / plain:5.2f}x (a)"
             )
-            row += f" {best.rate:7.1f} ({best.mode}) | {rate / best.rate:5.2f}x |"
-        print(line + f"  mean TTFT {ttft:.2f}s", flush=True)
+            best: GenaiRun | None = None
+            if genai_skipped is None:
+                runs = run_genai(args.genai_python, args.genai_modes, n, args.prompt, args.new)
+                best = max(runs, key=lambda r: r.rate)
+                detail = ", ".join(f"{r.mode} {r.rate:.1f}" for r in runs)
+                same = min(agreement(ours, r.first) for r in runs)
+                line += (
+                    f"; (b) genai {best.rate:7.1f} ({best.mode}; {detail}) -> {rate / best.rate:5.2f}x (b)"
+                    f"  [first {same}/{args.new} tokens of request 0 identical]"
+                )
+            print(line + f"; mean TTFT {ttft:.2f}s; {machine_note()}", flush=True)
+            rounds.append(Round(plain, rate, best))
+        med = median_round(rounds)
+        results[n] = med.engine
+        plains += [r.plain for r in rounds]
+        row = f"| {n:2d} | {med.engine:7.1f} | {med.plain:5.1f} | {med.vs_plain:5.2f}x |"
+        if med.vs_genai is not None:
+            row += f" {med.genai:7.1f} ({med.genai_mode}) | {med.vs_genai:5.2f}x |"
+        print(f"  median of {len(rounds)} round(s) at {n} streams: {row}", flush=True)
         table.append(row)
     peak = matmul_peak_gflops()
     flops_per_token = 2 * param_count()
@@ -159,8 +213,11 @@ def main() -> None:
         f"fraction of the ceiling at {top} streams: {results[top] / ceiling:.2f} counting new tokens, "
         f"{processed / ceiling:.2f} counting every token computed (prompt + new)"
     )
-    print(f"\nsummary (new tok/s aggregate, end to end; (a) {plain:.1f} tok/s)")
-    header = "| N | engine | engine/(a) |"
+    print(
+        f"\nsummary (new tok/s aggregate, end to end; medians over {args.repeat} round(s); "
+        f"(a) {min(plains):.1f}-{max(plains):.1f} tok/s over its rounds)"
+    )
+    header = "| N | engine | (a) | engine/(a) |"
     if genai_skipped is None:
         header += " (b) genai | engine/(b) |"
     else:

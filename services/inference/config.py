@@ -32,6 +32,9 @@ class InferenceConfig:
     """Tokens per sequence, prompt plus reply (``AVATAR_INFERENCE_MAX_SEQ_LEN``; capped at the model's)."""
     prefill_chunk: int = 512
     """Prompt tokens computed per engine step (``AVATAR_INFERENCE_PREFILL_CHUNK``)."""
+    max_decode_stall_ms: int = 2000
+    """Longest a streaming reply pauses while new prompts are prefilled first
+    (``AVATAR_INFERENCE_MAX_DECODE_STALL_MS``; 0 decodes at every step)."""
     kv_cache_mb: int = 256
     """Prefix KV cache budget in MiB (``AVATAR_INFERENCE_KV_CACHE_MB``; 0 disables reuse)."""
     kv_block_size: int = 16
@@ -49,6 +52,7 @@ class InferenceConfig:
             max_batch=self.max_batch,
             max_seq_len=self.max_seq_len,
             prefill_chunk=self.prefill_chunk,
+            max_decode_stall_s=self.max_decode_stall_ms / 1000,
             kv_cache_bytes=self.kv_cache_mb * 1024 * 1024,
             block_size=self.kv_block_size,
             max_queue=self.max_queue,
@@ -67,6 +71,7 @@ class InferenceConfig:
             max_batch=c.env_int("AVATAR_INFERENCE_MAX_BATCH", 16, env, minimum=1),
             max_seq_len=c.env_int("AVATAR_INFERENCE_MAX_SEQ_LEN", 2048, env, minimum=2),
             prefill_chunk=c.env_int("AVATAR_INFERENCE_PREFILL_CHUNK", 512, env, minimum=1),
+            max_decode_stall_ms=c.env_int("AVATAR_INFERENCE_MAX_DECODE_STALL_MS", 2000, env, minimum=0),
             kv_cache_mb=c.env_int("AVATAR_INFERENCE_KV_CACHE_MB", 256, env, minimum=0),
             kv_block_size=c.env_int("AVATAR_INFERENCE_KV_BLOCK_SIZE", 16, env, minimum=1),
             embed_max_batch=c.env_int("AVATAR_INFERENCE_EMBED_MAX_BATCH", 128, env, minimum=1),

@@ -284,6 +284,46 @@ def test_cancellation_unpins_blocks_and_frees_the_slot(model: DecoderModel) -> N
         eng.stop()
 
 
+@pytest.mark.parametrize("stall_s", [0.0, 60.0])
+def test_new_prompts_are_prefilled_before_running_rows_decode_within_the_stall_bound(
+    model: DecoderModel, stall_s: float
+) -> None:
+    """A (8 tokens) and B (96 tokens, 12 chunks of 8) arrive together: A's prompt is done first.
+
+    With a bound that is never reached, A streams nothing more until B's prompt is in and B has its
+    first token; with a bound of 0 A decodes at every step meanwhile (the old schedule). Both give the
+    tokens A and B get alone.
+    """
+    config = EngineConfig(max_batch=2, prefill_chunk=8, kv_cache_bytes=0, max_decode_stall_s=stall_s)
+    eng = GenerationEngine(model, replace(config, max_seq_len=256))
+    order: list[str] = []
+    params = SamplingParams(max_tokens=40, temperature=0.0)
+    a_prompt, b_prompt = prompt_of(21, 8), prompt_of(22, 96)
+    a = submit(eng, a_prompt, params, after=lambda e: order.append("a"))
+    b = submit(eng, b_prompt, params, after=lambda e: order.append("b"))
+    eng.start()  # both are waiting at the first step
+    try:
+        wait(a, b)
+        a_before_b = order.index("b")
+        if stall_s > 0:
+            assert a_before_b == 1  # the token sampled at the end of A's own prefill, then nothing
+        else:
+            assert a_before_b >= 12  # one decode step per B chunk (12 chunks, the first shared with A)
+        assert a.tokens == solo(model, a_prompt, params) and b.tokens == solo(model, b_prompt, params)
+        total = len(a.tokens) + len(b.tokens)
+        # Every token but the two sampled at the end of a prefill comes from a decode step; a step that
+        # decodes both rows yields two, so fewer decode steps than tokens means rows shared steps.
+        assert eng.stats().decode_steps < total - 2
+    finally:
+        eng.stop()
+
+
+def test_engine_config_refuses_a_negative_or_nan_stall_bound() -> None:
+    for bad in (-0.1, float("nan")):
+        with pytest.raises(ValueError, match="max_decode_stall_s"):
+            EngineConfig(max_decode_stall_s=bad)
+
+
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     mix=st.lists(

@@ -8,12 +8,18 @@ enqueues the request and yields events as the engine thread produces them. The t
    cache pins are released before the next model call);
 2. admit waiting requests into free slots: look the prompt up in the prefix cache, copy the cached
    blocks into the slot, and pin them;
-3. prefill: run up to ``prefill_chunk`` prompt tokens (long prompts are split over several steps so
-   the running batch keeps decoding); a finished prompt samples its first token and is inserted
-   into the cache;
+3. prefill: run up to ``prefill_chunk`` prompt tokens (long prompts are split over several steps); a
+   finished prompt samples its first token and is inserted into the cache;
 4. decode: one model call for every decoding slot, each at its own length; sample all rows at once;
    stream; retire finished sequences, inserting prompt *and* generated tokens into the cache so the
    next turn of the conversation hits.
+
+Prefill goes first (as in vLLM's and SGLang's default schedulers): while prompts are still being
+prefilled, the decode call is skipped unless the running sequences have waited
+``max_decode_stall_s`` since their last token. A decode step costs about the same whether it carries
+2 rows or 16 (it streams every weight either way), so decoding a half-admitted burst row by row is
+paid again when the rest of the burst joins; prefilling first shortens time to first token for the
+newcomers and makes the batch full sooner, and the bound keeps a streaming reply from pausing for long.
 
 Requests join and leave at any step. The slot-row design and why it was chosen over a paged cache
 are in ``docs/adr-inference.md``.
@@ -73,6 +79,9 @@ class EngineConfig:
     """Tokens per prefix-cache block."""
     max_queue: int = 64
     """Requests allowed to wait for a slot; more are refused with :class:`QueueFull`."""
+    max_decode_stall_s: float = 2.0
+    """Longest decoding sequences wait for prompts being prefilled before a decode step runs anyway
+    (0: decode at every step)."""
 
     def __post_init__(self) -> None:
         for name in ("max_batch", "max_seq_len", "prefill_chunk", "block_size", "max_queue"):
@@ -80,6 +89,8 @@ class EngineConfig:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.kv_cache_bytes < 0:
             raise ValueError(f"kv_cache_bytes must be >= 0, got {self.kv_cache_bytes}")
+        if not self.max_decode_stall_s >= 0:  # also refuses NaN
+            raise ValueError(f"max_decode_stall_s must be >= 0, got {self.max_decode_stall_s}")
 
 
 @dataclass(frozen=True)
@@ -94,6 +105,8 @@ class EngineStats:
     """Requests waiting for a slot."""
     steps: int
     """Engine steps run."""
+    decode_steps: int
+    """Decode model calls run (a step that only prefills runs none)."""
     prefill_tokens: int
     """Prompt tokens computed by the model (cache hits excluded)."""
     cached_prompt_tokens: int
@@ -139,6 +152,7 @@ class _Sequence:
     pinned: tuple[int, ...] = ()
     cached_tokens: int = 0
     admitted_at: float | None = None
+    last_token_at: float = 0.0  # monotonic time of the last sampled token (decode-stall bound)
     rng: np.random.Generator | None = None
     detok: IncrementalDetokenizer | None = None
     stops: StopStringMatcher | None = None
@@ -188,6 +202,7 @@ class GenerationEngine:
         self._thread = threading.Thread(target=self._run, name="generation-engine", daemon=True)
         self._stopping = False
         self._steps = self._prefill_tokens = self._cached_tokens = self._generated = self.completed = 0
+        self._decode_steps = 0
         self._stats_lock = threading.Lock()
 
     # -- public API (any thread) ------------------------------------------------------------------
@@ -217,6 +232,7 @@ class GenerationEngine:
                 running=running,
                 waiting=self._pending,
                 steps=self._steps,
+                decode_steps=self._decode_steps,
                 prefill_tokens=self._prefill_tokens,
                 cached_prompt_tokens=self._cached_tokens,
                 generated_tokens=self._generated,
@@ -380,9 +396,10 @@ class GenerationEngine:
         # 2. Admit.
         while self._waiting and None in self._slots:
             self._admit(self._waiting.popleft(), self._slots.index(None))
-        # 3. Prefill (chunked), 4. decode.
+        # 3. Prefill (chunked), 4. decode (unless prompts are still being prefilled; see the module doc).
         self._prefill()
-        self._decode()
+        if self._decode_due():
+            self._decode()
 
     def _admit(self, seq: _Sequence, slot: int) -> None:
         match = self.cache.match(seq.prompt)
@@ -422,6 +439,14 @@ class GenerationEngine:
                 seq.state = _State.DECODE
                 self._accept([seq], logits)
 
+    def _decode_due(self) -> bool:
+        """Whether this step decodes: no prompt is mid-prefill, or a decoding row waited too long."""
+        active = [s for s in self._slots if s is not None]
+        if not any(s.state is _State.PREFILL for s in active):
+            return True
+        waited = [s.last_token_at for s in active if s.state is _State.DECODE]
+        return bool(waited) and time.monotonic() - min(waited) >= self.config.max_decode_stall_s
+
     def _decode(self) -> None:
         rows = [s for s in self._slots if s is not None and s.state is _State.DECODE]
         if not rows:
@@ -438,6 +463,8 @@ class GenerationEngine:
                 if other.state is _State.DECODE:
                     ids[r, 0] = other.tokens[other.filled]
         logits = self._runner.run(0, ids, seqlens)
+        with self._stats_lock:
+            self._decode_steps += 1
         for s in rows:
             s.filled += 1
         self._accept(rows, logits[[s.slot for s in rows]])
@@ -450,10 +477,12 @@ class GenerationEngine:
             [s.params for s in rows],
             [s.rng for s in rows],  # type: ignore[misc]  # set at admission
         )
+        now = time.monotonic()
         with self._stats_lock:
             self._generated += len(rows)
         for seq, token in zip(rows, picks.tolist(), strict=True):
             seq.tokens.append(int(token))
+            seq.last_token_at = now
             assert seq.detok is not None and seq.stops is not None
             stops = seq.stops
             if token in self._stop_ids or token in seq.params.stop_token_ids:
