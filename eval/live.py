@@ -47,6 +47,8 @@ class Live:
         ingest: A raw ingest stub.
         top_k: Hits retrieved per turn: the gateway's default (``AVATAR_GATEWAY_TOP_K``).
         min_score: Relevance floor of retrieval: the gateway's default (``AVATAR_GATEWAY_MIN_SCORE``).
+        grounding_top_k: Hits the reply is grounded against: the gateway's default
+            (``AVATAR_GATEWAY_GROUNDING_TOP_K``); the first ``top_k`` of them are the prompt's.
     """
 
     policy: PolicyClient
@@ -56,6 +58,7 @@ class Live:
     policy_stub: pol_grpc.PolicyServiceAsyncStub
     top_k: int
     min_score: float
+    grounding_top_k: int
 
     async def ingest_path(self, creator_id: str, path: Path) -> int:
         """Ingest a creator's export directory through the ingest service; return the chunks written."""
@@ -109,6 +112,7 @@ async def live_stack(model_dir: Path) -> AsyncIterator[Live]:
             policy_stub=policy_stub,
             top_k=gateway.top_k,
             min_score=gateway.min_score,
+            grounding_top_k=gateway.grounding_top_k,
         )
     finally:
         for channel in channels:

@@ -60,7 +60,7 @@ from services.policy.core import checks
 from services.policy.core.checks import check_input, check_output_sentence
 from services.policy.core.controls import BlockedTopic, CallToAction, Controls, RateLimit
 from services.policy.core.decisions import Decision
-from services.policy.core.similarity import InjectionBank, TopicVectors
+from services.policy.core.similarity import TopicIndex
 
 ROOT = Path(__file__).resolve().parent.parent
 TUNING = ROOT / "eval" / "policy_set.jsonl"
@@ -216,8 +216,7 @@ async def run_set(
     name: str,
     path: Path,
     items: list[dict[str, str]],
-    topics: TopicVectors,
-    injections: InjectionBank,
+    topics: TopicIndex,
     timings: Timings,
 ) -> SetResult:
     """Run every item of one labelled set through the live path."""
@@ -231,7 +230,9 @@ async def run_set(
         [vec] = await live.inference.embed([message])
         timings.embed.append(time.perf_counter() - started)
         started = time.perf_counter()
-        hits = await live.memory.search(CREATOR_ID, message, vec, live.top_k, live.min_score)
+        # As the gateway does: one search deep enough for grounding; its first top_k are the prompt's.
+        depth = max(live.top_k, live.grounding_top_k)
+        hits = await live.memory.search(CREATOR_ID, message, vec, depth, live.min_score)
         timings.search.append(time.perf_counter() - started)
         evidence = [hit.text for hit in hits]
         result.empty_evidence += not evidence
@@ -260,8 +261,16 @@ async def run_set(
             )
         started = time.perf_counter()
         # The same built-in injection exemplars the service compares the message with.
-        nearest = await injections.nearest(np.asarray(vec, dtype=np.float32))
-        core_in = check_input(CONTROLS, message, topic_scores=topics.scores(vec), injection=nearest)
+        embedding = np.asarray(vec, dtype=np.float32)
+        nearest = await topics.injections.nearest(embedding)
+        scores = await topics.scores(CONTROLS, message, embedding)
+        core_in = check_input(
+            CONTROLS,
+            message,
+            topic_scores=scores.similarity,
+            learned_topics=scores.learned,
+            injection=nearest,
+        )
         timings.input_core.append(time.perf_counter() - started)
         if not _same(core_in, verdict.decision):
             result.disagreements.append(
@@ -395,10 +404,9 @@ async def evaluate(
         chunks = await live.ingest_path(CREATOR_ID, CREATOR)
         ingest_s = time.perf_counter() - started
         await live.put_controls(CONTROLS)
-        examples = [(t.name, e) for t in CONTROLS.blocked_topics for e in t.examples]
-        rows = await live.inference.embed([e for _, e in examples])
-        topics = TopicVectors(tuple(n for n, _ in examples), np.asarray(rows, dtype=np.float32))
-        injections = InjectionBank(live.inference.embed)
+        # The same topic model and injection bank as the service, trained in this process.
+        topics = TopicIndex(live.inference.embed)
+        await topics.warm(CONTROLS)
         # One untimed turn: the first call on each channel pays for connection setup, not for checks.
         [vec] = await live.inference.embed(["warm-up"])
         await live.memory.search(CREATOR_ID, "warm-up", vec, live.top_k, live.min_score)
@@ -408,12 +416,13 @@ async def evaluate(
         print(
             f"policy eval through the live path: creator {CREATOR_ID} ingested by the ingest service "
             f"({chunks} chunks in {ingest_s:.1f} s); retrieval = Memory.Search hybrid "
-            f"(top_k {live.top_k}, min_score {live.min_score}); checks = PolicyService"
+            f"(top_k {live.top_k}, grounding against the top {live.grounding_top_k}, min_score "
+            f"{live.min_score}); checks = PolicyService"
         )
         timings = Timings()
         results = {}
         for name, path, items in sets:
-            result = await run_set(live, name, path, items, topics, injections, timings)
+            result = await run_set(live, name, path, items, topics, timings)
             results[name] = report_set(result, show_misses)
         latency = report_latency(timings)
     load_after = os.getloadavg()
@@ -429,7 +438,7 @@ async def evaluate(
         "creator": CREATOR_ID,
         "chunks": chunks,
         "retrieval": {"kind": "memory.Search hybrid (pgvector + full text, RRF)", "top_k": live.top_k,
-                      "min_score": live.min_score},
+                      "grounding_top_k": live.grounding_top_k, "min_score": live.min_score},
         "targets": {"bait_and_injection_min_rate": BAIT_TARGET, "max_false_positive_rate": FP_TARGET,
                     "max_output_p95_ms": LATENCY_TARGET_MS},
         "sets": results,

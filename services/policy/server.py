@@ -37,7 +37,13 @@ from services.policy.core.decision_log import DecisionWriter
 from services.policy.core.decisions import Action, Stage
 from services.policy.core.ratelimit import Bucket, RateLimited, RateLimiter, RateLimiterUnavailable
 from services.policy.core.records import DraftAlreadyDecided, DraftNotFound
-from services.policy.core.similarity import InjectionMatch, InvalidEmbedding, TopicIndex, check_embedding
+from services.policy.core.similarity import (
+    NO_TOPIC_SCORES,
+    InjectionMatch,
+    InvalidEmbedding,
+    TopicIndex,
+    check_embedding,
+)
 from services.policy.core.store import PolicyStore, VersionConflict, open_store
 
 log = logging.getLogger(__name__)
@@ -89,6 +95,32 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
         self._limiter = limiter
         self._topics = topics
         self.decisions = decisions if decisions is not None else DecisionWriter(store)
+        self._training: set[asyncio.Task[None]] = set()
+
+    def train_soon(self, controls: Controls | None = None) -> None:
+        """Embed the built-in banks and train ``controls``' topic classifiers in the background.
+
+        Called at start and after every controls update, so the first fan message after a change
+        does not wait for the training; a failure is logged and the first check retries it.
+        """
+        if self._topics is None:
+            return
+        task = asyncio.get_running_loop().create_task(self._train(self._topics, controls))
+        self._training.add(task)
+        task.add_done_callback(self._training.discard)
+
+    async def _train(self, topics: TopicIndex, controls: Controls | None) -> None:
+        try:
+            await topics.warm(controls)
+        except Exception:  # the embedder may not be up yet: the first check trains instead
+            log.warning("policy classifiers not trained ahead of use", exc_info=True)
+
+    async def close(self) -> None:
+        """Stop any background training."""
+        for task in list(self._training):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def GetControls(self, request: pb.GetControlsRequest, context: Ctx) -> pb.GetControlsResponse:
         controls = await self._store.get_controls(_require(request.creator_id, "creator_id"))
@@ -99,6 +131,7 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
     ) -> pb.UpdateControlsResponse:
         expected = request.expected_version if request.HasField("expected_version") else None
         stored = await self._store.put_controls(controls_from_pb(request.controls), expected)
+        self.train_soon(stored)
         return pb.UpdateControlsResponse(controls=controls_to_pb(stored))
 
     async def CheckInput(self, request: pb.CheckInputRequest, context: Ctx) -> pb.CheckInputResponse:
@@ -110,7 +143,7 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
         controls = await self._store.get_controls(creator_id)
         if controls.autonomy is not Autonomy.PAUSED:
             await self._spend(controls, creator_id, request.fan_id)
-        scores: dict[str, float] = {}
+        scores = NO_TOPIC_SCORES
         nearest: InjectionMatch | None = None
         if self._topics is not None and controls.autonomy is not Autonomy.PAUSED:
             # One embedding serves both: the topic examples and the built-in injection exemplars.
@@ -123,7 +156,13 @@ class PolicyServicer(pb_grpc.PolicyServiceServicer):
             age_verified=request.fan_age_verified,
         )
         decision = check_input(
-            controls, message, fan=fan, now=datetime.now(UTC), topic_scores=scores, injection=nearest
+            controls,
+            message,
+            fan=fan,
+            now=datetime.now(UTC),
+            topic_scores=scores.similarity,
+            learned_topics=scores.learned,
+            injection=nearest,
         )
         if decision.action is not Action.ALLOW:
             # Logged in the background: the fan does not wait for the insert.
@@ -331,6 +370,8 @@ async def build(cfg: PolicyConfig) -> ServiceSpec:
         store, limiter, topics, decisions, output_controls_max_age_s=cfg.output_controls_max_age_ms / 1000
     )
 
+    servicer.train_soon()
+
     async def purge_forever() -> None:
         while True:
             await asyncio.sleep(cfg.audit_purge_interval_s)
@@ -347,6 +388,7 @@ async def build(cfg: PolicyConfig) -> ServiceSpec:
 
     async def stop() -> None:
         # The server has drained: every decision it made is queued; write them before the pool goes.
+        await servicer.close()
         await decisions.close()
         if purger is not None:
             purger.cancel()

@@ -136,6 +136,9 @@ class TurnSettings:
     top_k: int = 4
     min_score: float = 0.3
     history_turns: int = 12
+    grounding_top_k: int = 8
+    """Hits the reply's claims are checked against: the prompt's ``top_k`` and the next ones, so
+    a true statement whose source ranked just below the prompt's snippets is not abstained."""
 
 
 @dataclass
@@ -253,14 +256,19 @@ class TurnRunner:
                 # The early embedding failed (policy embedded the message itself if it needed
                 # it); retrieval cannot do without one, so a second failure reaches the fan.
                 [embedding] = await self._inference.embed([req.message])
-            evidence = await self._memory.search(
-                req.creator_id, req.message, embedding, self._settings.top_k, self._settings.min_score
+            found = await self._memory.search(
+                req.creator_id,
+                req.message,
+                embedding,
+                max(self._settings.top_k, self._settings.grounding_top_k),
+                self._settings.min_score,
             )
+            evidence = found[: self._settings.top_k]
         with _tracer.start_as_current_span("turn.persona"):
             system = await self._prompts.get(req.creator_id, verdict.voice_version)
         messages = build_messages(req.creator_id, history, evidence, req.message, fan, system=system.text)
         gen = _Generated([], [], [decision] if decision.reasons else [], GenerationChunk(text=""))
-        async for out in self._generate(req, conversation_id, messages, evidence, gen):
+        async for out in self._generate(req, conversation_id, messages, found, gen):
             # A held reply is checked exactly like a live one, but nothing of it reaches the fan.
             if not held:
                 yield TurnDelta(out)
@@ -359,11 +367,12 @@ class TurnRunner:
         req: TurnRequest,
         conversation_id: str,
         messages: list[dict[str, str]],
-        evidence: Sequence[Evidence],
+        grounding: Sequence[Evidence],
         gen: _Generated,
     ) -> AsyncIterator[str]:
         buffer = SentenceBuffer()
-        evidence_text = [ev.text for ev in evidence]
+        # Every sentence is checked against the deeper retrieval, not only the prompt's snippets.
+        evidence_text = [ev.text for ev in grounding]
         with _tracer.start_as_current_span("turn.generate"):
             async for chunk in self._inference.generate(
                 messages, f"{req.creator_id}/{req.fan_id}/{conversation_id}", affinity=req.creator_id

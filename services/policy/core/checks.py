@@ -44,7 +44,7 @@ from services.policy.core.commitments import find_commitments
 from services.policy.core.controls import Autonomy, BlockedTopic, Controls, DisclosureMode, QuietHours
 from services.policy.core.decisions import ALLOW, Action, Decision, Reason, ReasonCode
 from services.policy.core.grounding import check_grounding, proper_names, subjects_of, support_vocabulary
-from services.policy.core.injection import find_injection
+from services.policy.core.injection import find_injection, informal
 from services.policy.core.lexicon import related_terms
 from services.policy.core.similarity import INJECTION_THRESHOLD, SIMILARITY_THRESHOLD, InjectionMatch
 
@@ -156,6 +156,7 @@ def check_input(
     fan: FanInfo | None = None,
     now: datetime | None = None,
     topic_scores: Mapping[str, float] | None = None,
+    learned_topics: Mapping[str, float] | None = None,
     injection: InjectionMatch | None = None,
 ) -> Decision:
     """Decide what to do with a fan's message before the avatar answers it.
@@ -173,9 +174,12 @@ def check_input(
         now: The current time, for quiet hours; ``None`` = the system clock.
         topic_scores: Best similarity of the message to each topic's examples (see
             ``similarity.py``); topics at or above the threshold count as matched.
+        learned_topics: Topics the learned classifiers place the message on, with their margin
+            (``similarity.TopicModel.learned_topics``); each counts as matched.
         injection: The built-in injection exemplar nearest to the message (see
-            ``similarity.InjectionBank``); at or above ``INJECTION_THRESHOLD`` the message is an
-            injection even when no pattern matched.
+            ``similarity.InjectionBank``); at or above ``INJECTION_THRESHOLD``, or with a
+            non-negative ``learned_margin``, the message is an injection even when no pattern
+            matched.
 
     Returns:
         The decision; its reasons list every rule the message broke (injection and every matching
@@ -202,8 +206,19 @@ def check_input(
             f"to {injection.exemplar!r})"
         )
         injection_reasons = (Reason(ReasonCode.PROMPT_INJECTION, detail),)
-    topics = _topic_reasons(matchers, text, "message") + _similar_topic_reasons(
-        controls, matchers, text, topic_scores or {}
+    elif injection is not None and injection.learned_margin is not None and injection.learned_margin >= 0:
+        detail = (
+            f"the injection classifier reads the message as an attempt to instruct the avatar "
+            f"(margin {injection.learned_margin:.2f}; nearest exemplar {injection.exemplar!r})"
+        )
+        injection_reasons = (Reason(ReasonCode.PROMPT_INJECTION, detail),)
+    # Keywords are also looked for in the message's chat-shorthand folding ("r u expecting").
+    folded = informal(text)
+    by_keyword = _topic_reasons(matchers, text, "message") or (
+        _topic_reasons(matchers, folded, "message") if folded != text else ()
+    )
+    topics = by_keyword + _similar_topic_reasons(
+        controls, {r.topic for r in by_keyword}, topic_scores or {}, learned_topics or {}
     )
     reasons = injection_reasons + topics
     if injection_reasons:
@@ -351,19 +366,31 @@ def _age_reason(controls: Controls, fan: FanInfo) -> Reason | None:
 
 
 def _similar_topic_reasons(
-    controls: Controls, matchers: _Matchers, text: str, scores: Mapping[str, float]
+    controls: Controls,
+    by_keyword: set[str | None],
+    scores: Mapping[str, float],
+    learned: Mapping[str, float],
 ) -> tuple[Reason, ...]:
-    # Topics already matched by keyword are not repeated; the others are reported in creator order.
-    by_keyword = {t.name for t, p in matchers.topics if p.search(text) is not None}
-    return tuple(
-        Reason(
-            ReasonCode.BLOCKED_TOPIC,
-            f"message is close to an example of blocked topic {t.name!r} (similarity {scores[t.name]:.2f})",
-            t.name,
-        )
-        for t in controls.blocked_topics
-        if t.name not in by_keyword and scores.get(t.name, -1.0) >= SIMILARITY_THRESHOLD
-    )
+    # Topics already matched by keyword are not repeated; the others are reported in creator order,
+    # by similarity to an example where that holds, else by the learned classifier.
+    reasons = []
+    for t in controls.blocked_topics:
+        if t.name in by_keyword:
+            continue
+        if scores.get(t.name, -1.0) >= SIMILARITY_THRESHOLD:
+            detail = (
+                f"message is close to an example of blocked topic {t.name!r} "
+                f"(similarity {scores[t.name]:.2f})"
+            )
+        elif t.name in learned:
+            detail = (
+                f"the classifier of blocked topic {t.name!r} places the message on it "
+                f"(margin {learned[t.name]:.2f})"
+            )
+        else:
+            continue
+        reasons.append(Reason(ReasonCode.BLOCKED_TOPIC, detail, t.name))
+    return tuple(reasons)
 
 
 def _custom_commitment_reasons(matchers: _Matchers, text: str) -> tuple[Reason, ...]:

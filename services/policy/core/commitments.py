@@ -47,6 +47,10 @@ _PATTERNS: dict[Commitment, tuple[str, ...]] = {
         + _GAP
         + r"(?:give|offer|get)\s+you\s+(?:a |an )?(?:\d+\s?%|discount|refund|deal|coupon|promo)",
         r"\b(?:send|wire|transfer)\s+(?:me|us)\s+(?:the\s+)?(?:money|payment|cash|funds|deposit)\b",
+        # a price cut handed to the fan: a code to use, a share or an amount off
+        r"\b(?:use|enter|apply|try)\s+(?:the\s+|my\s+|our\s+|this\s+)?(?:promo\s+|discount\s+|coupon\s+|secret\s+)?code\s+\w",
+        r"(?:\b\d+\s?%|\b\d+\s?percent|\bhalf|[$€£]\s?\d+|\b\d+\s*(?:dollars|bucks|euros))\s+off\b",
+        r"\b(?:at|for)\s+half\s+(?:the\s+)?price\b",
         # a paid service quoted as a deal: "I'll do a private lesson for your team for $200"
         _PROMISE
         + r"\s+(?:\w+\s+){0,2}?(?:do|give|teach|run|host|hold|offer|make|bake|cater|coach|record|film|"
@@ -93,6 +97,9 @@ _PATTERNS: dict[Commitment, tuple[str, ...]] = {
         r"(?:\w+\s+){0,2}?(?:permits?|licen[cs]es?|registration|certificates?|certification|inspections?|"
         r"insurance|approval|lawyer|attorney|contract|tax id|food handler'?s? card)\b",
         r"\byou\s+(?:can|may|are allowed to)\s+(?:totally\s+|absolutely\s+|perfectly\s+)?legally\b",
+        r"\byou\s+(?:can|could|may)\s+(?:just\s+|safely\s+|totally\s+|probably\s+)?(?:skip|ignore|forget about|do without|go without|get away without)\s+"
+        r"(?:the\s+|a\s+|an\s+|any\s+|your\s+)?(?:\w+\s+){0,2}?(?:permits?|licen[cs]es?|registration|inspections?|insurance|taxes|"
+        r"paperwork|contracts?|lawyer|attorney|doctor|dentist|meds|medications?|prescriptions?|vaccines?)\b",
         r"\b(?:it's|it is|that's|that is|totally|perfectly|completely)\s+(?:\w+\s+)?legal\s+(?:for you\s+)?to\b",
         # medical: food or a practice declared safe for a condition
         r"\b(?:safe|fine|ok|okay|good)\s+for\s+(?:you|someone|people|anyone|most|diabetics|celiacs)\b[^.!?]{0,60}?"

@@ -47,7 +47,8 @@ _CLAIM = re.compile(
         granddaughter|grandma|grandpa|grandmother|grandfather|niece|nephew|cousin|aunt|uncle|in-laws|ex|
         little\s+ones?|kiddos?|toddlers?|twins|stepkids|stepchildren|stepsons?|stepdaughters?|
         family|dog|cat|pets?|house|home|apartment|car|hometown|school|degree|job|salary|age|birthday)\b
-  | \bi\s*'?m\s+\d+\b
+  | \bi\s*'?m\s+(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|
+        fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty)\b
   | \b(?:i|we)\s*(?:'m|am|'re|are|were|was)\s+(?:\w+\s+)?expecting\s+(?:a|an|our|my|another|twins|baby)\b
     """,
     re.VERBOSE,
@@ -96,7 +97,9 @@ _WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 _NUMBER_WORDS = {
     "one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6", "seven": "7",
-    "eight": "8", "nine": "9", "ten": "10", "eleven": "11", "twelve": "12", "twenty": "20",
+    "eight": "8", "nine": "9", "ten": "10", "eleven": "11", "twelve": "12", "thirteen": "13",
+    "fourteen": "14", "fifteen": "15", "sixteen": "16", "seventeen": "17", "eighteen": "18",
+    "nineteen": "19", "twenty": "20", "thirty": "30", "forty": "40", "fifty": "50", "sixty": "60",
 }  # fmt: skip
 # Words that carry no fact: pronouns, auxiliaries, fillers, and the claim verbs themselves (the
 # verb says *that* something is claimed; the content words say *what*).
@@ -186,11 +189,41 @@ def content_words(text: str) -> set[str]:
     return out
 
 
+_COUNTED = re.compile(r"(?<![\w:/.,'])(\d+|" + "|".join(_NUMBER_WORDS) + r")\s+([a-z]+)\b")
+# Units and the like: "250 degrees" and "250°C" are the same fact written two ways, and a ratio,
+# a time or a measure is checked as a number, not as a count of things.
+_UNITS = frozenset(
+    """
+    c f degree degrees celsius fahrenheit percent pct minute minutes min mins hour hours hr hrs
+    second seconds sec secs week weeks month months g gram grams kg kilo kilos ml l liter liters
+    litre litres oz ounce ounces lb lbs cup cups tbsp tsp inch inches cm mm am pm
+    """.split()  # noqa: SIM905 -- a word list reads better as text
+)
+
+
+def counted_things(text: str) -> set[str]:
+    """Each number of ``text`` with the thing it counts: ``"40 loaf"``, ``"2 dog"``.
+
+    A number is a fact only with what it counts: "40" in "40% whole rye" does not support "I bake
+    40 loaves". Only a number standing alone before a word counts something; one before a stop
+    word or a unit ("at 8 am", "20 minutes"), inside a ratio or a time ("1:5:5") or glued to a
+    symbol ("250°C") gives nothing, and is checked as a plain number.
+    """
+    out = set()
+    for match in _COUNTED.finditer(text):
+        number = _NUMBER_WORDS.get(match.group(1), match.group(1))
+        following = match.group(2)
+        if number.isdigit() and following not in _STOP and following not in _UNITS:
+            out.add(f"{number} {_stem(following)}")
+    return out
+
+
 def support_vocabulary(texts: Iterable[str]) -> frozenset[str]:
-    """The content words of the evidence and stated facts, ready for :func:`check_grounding`."""
+    """The content words and counted things of the evidence and stated facts (:func:`check_grounding`)."""
     vocab: set[str] = set()
     for text in texts:
-        vocab |= content_words(text.casefold())
+        folded = text.casefold()
+        vocab |= content_words(folded) | counted_things(folded)
     return frozenset(vocab)
 
 
@@ -214,7 +247,9 @@ def check_grounding(
         is a claim whose first-person verb the evidence never uses ("I *run* five miles" when the
         posts only feed the starter): the action is the fact. A name found in the evidence
         (the creator's partner, pet or starter) says who the claim is about, not what it claims,
-        so it does not count towards coverage; a name missing from the evidence still counts as
+        so it does not count towards coverage; a name missing from the evidence makes the claim
+        unsupported, and so does a number that counts something else there ("40 loaves" against
+        "40% rye"; see :func:`counted_things`). Otherwise a name missing still counts as
         missing.
     """
     credentials = [m.group(1) for m in _CREDENTIAL.finditer(text)]
@@ -226,13 +261,25 @@ def check_grounding(
         return Grounding(is_claim=True, supported=True, coverage=1.0)
     missing = tuple(sorted(w for w in words if w not in vocabulary))
     coverage = 1.0 - len(missing) / len(words) if words else 1.0
-    numbers_missing = any(w.isdigit() for w in missing)
+    # A number must count the same thing as in the evidence, and a name (a place, a person) the
+    # evidence never mentions is an invented detail however well the rest is covered.
+    uncounted = sorted(c for c in counted_things(text) if c not in vocabulary)
+    numbers_missing = any(w.isdigit() for w in missing) or bool(uncounted)
+    names_missing = [n for n in names if _stem(n) in missing]
     verb_missing = any(v in missing for v in _claim_verbs(text))
     credential_missing = [c for c in credentials if not all(_stem(w) in vocabulary for w in c.split())]
     if credential_missing:
         missing = tuple(sorted({*missing, *credential_missing}))
+    # Reported only where the number itself is known ("40 loaf" against "40% rye").
+    miscounted = [c for c in uncounted if c.split()[0] not in missing]
+    if miscounted:
+        missing = tuple(sorted({*missing, *miscounted}))
     supported = (
-        coverage >= SUPPORT_THRESHOLD and not numbers_missing and not verb_missing and not credential_missing
+        coverage >= SUPPORT_THRESHOLD
+        and not numbers_missing
+        and not names_missing
+        and not verb_missing
+        and not credential_missing
     )
     return Grounding(is_claim=True, supported=supported, coverage=coverage, missing=missing)
 

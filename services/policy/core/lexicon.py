@@ -27,16 +27,19 @@ class Concept:
     """Words that name one sensitive subject.
 
     Attributes:
+        name: What the subject is called (keys :data:`topic_bank.SUBJECT_EXAMPLES`).
         triggers: Words or phrases of a topic that say the creator blocks this subject.
         terms: Words or phrases a fan uses for the subject, matched like keywords.
     """
 
+    name: str
     triggers: tuple[str, ...]
     terms: tuple[str, ...]
 
 
 CONCEPTS = (
     Concept(
+        name="family",
         triggers=("kid", "kids", "child", "children", "family", "families", "pregnancy", "pregnant",
                   "parenting", "motherhood", "fatherhood", "son", "daughter"),
         terms=("little ones", "little one", "kiddo", "kiddos", "toddler", "toddlers", "infant", "newborn",
@@ -48,6 +51,7 @@ CONCEPTS = (
                "baby shower", "gender reveal", "maternity", "paternity leave"),
     ),
     Concept(
+        name="politics",
         triggers=("politics", "political", "election", "elections", "government", "president",
                   "politician", "politicians", "vote", "democrat", "republican", "policy debates"),
         terms=("politics", "political", "politician", "mayor", "governor", "senator", "senate",
@@ -68,6 +72,7 @@ CONCEPTS = (
                "gun rights"),
     ),
     Concept(
+        name="body",
         triggers=("weight", "weigh", "diet", "diets", "dieting", "body fat", "slim", "body shape",
                   "body size"),
         terms=("calorie", "calories", "calorie counting", "counting calories", "keto", "paleo",
@@ -77,6 +82,7 @@ CONCEPTS = (
                "body image", "body type"),
     ),
     Concept(
+        name="income",
         triggers=("income", "salary", "earn", "earnings", "money", "net worth", "rich", "wealth"),
         terms=("earnings", "paycheck", "wage", "wages", "revenue", "wealthy", "wealth", "millionaire",
                "how much money", "make a living", "get paid", "net worth",
@@ -102,12 +108,16 @@ def _mentions(haystack: str, phrase: str) -> bool:
     return singular in haystack
 
 
+def related_concepts(topic: BlockedTopic) -> tuple[Concept, ...]:
+    """The concepts the topic's name, description or keywords trigger."""
+    haystack = _words(" ".join((topic.name, topic.description, *topic.keywords)))
+    return tuple(c for c in CONCEPTS if any(_mentions(haystack, t) for t in c.triggers))
+
+
 def related_terms(topic: BlockedTopic) -> tuple[str, ...]:
     """Terms of every concept the topic's name, description or keywords trigger, minus its keywords."""
-    haystack = _words(" ".join((topic.name, topic.description, *topic.keywords)))
     own = {k.casefold() for k in topic.keywords}
     out: list[str] = []
-    for concept in CONCEPTS:
-        if any(_mentions(haystack, t) for t in concept.triggers):
-            out.extend(t for t in concept.terms if t not in own and t not in out)
+    for concept in related_concepts(topic):
+        out.extend(t for t in concept.terms if t not in own and t not in out)
     return tuple(out)

@@ -5,9 +5,18 @@ Keywords catch the words a creator thought of; the examples catch the paraphrase
 computed once per controls version and cached; a check costs one embedding of the message (none
 when the caller sends the one it computed for retrieval) and one small matrix product.
 
+Three or four examples only reach the paraphrases close to them, so each topic also gets a small
+learned classifier over the same embedding (``classifier.py``): trained, when a controls version is
+first checked, on the topic's examples, description and keywords plus the built-in fan questions
+about the subjects the topic names (``topic_bank.SUBJECT_EXAMPLES``), against a built-in bank of
+ordinary fan questions and the other topics' texts; its threshold is chosen by cross-validation.
+It is cached with the example vectors, so a check still costs one matrix product per topic.
+
 The same message embedding is compared with a built-in bank of generic prompt-injection exemplars
 (``injection_bank.py``, :class:`InjectionBank`), embedded once per process by the same embedder, so
-paraphrased attacks the regexes of ``injection.py`` do not spell out are caught by meaning.
+paraphrased attacks the regexes of ``injection.py`` do not spell out are caught by meaning; a
+classifier trained on those exemplars against the ordinary and sensitive-subject banks catches
+the ones between exemplars.
 """
 
 from __future__ import annotations
@@ -15,14 +24,17 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
-from services.policy.core.controls import Controls
+from services.policy.core.classifier import LinearClassifier, train
+from services.policy.core.controls import BlockedTopic, Controls
 from services.policy.core.injection_bank import EXEMPLARS
+from services.policy.core.lexicon import related_concepts
+from services.policy.core.topic_bank import BENIGN_META, ORDINARY_QUESTIONS, SUBJECT_EXAMPLES
 
 SIMILARITY_THRESHOLD = 0.55
 """Cosine similarity (MiniLM, unit vectors) at or above which a message is on a topic.
@@ -41,6 +53,26 @@ sentences score 0.45-0.84. Long messages that bury an attack in other text score
 mean-pooled embedding is diluted); the regexes and cross-lingual stems in ``injection.py`` are
 there for those.
 """
+
+LEARNED_SIMILARITY_FLOOR = 0.4
+"""Cosine similarity to the nearest of a topic's training texts below which its classifier is ignored.
+
+A linear model extrapolates: a message unlike anything it was trained on (a baking question asked
+"in May") can land on the wrong side of the plane. Chosen on ``eval/policy_set.jsonl``: the
+blocked-topic questions the classifier catches lie at 0.4 or more from a training text, the
+ordinary questions it wrongly scored above its threshold at 0.36-0.39.
+"""
+
+NEGATIVE_TEXTS: tuple[str, ...] = ORDINARY_QUESTIONS + BENIGN_META
+"""What every topic classifier learns to leave alone."""
+
+INJECTION_NEGATIVES: tuple[str, ...] = (
+    ORDINARY_QUESTIONS + BENIGN_META + tuple(t for texts in SUBJECT_EXAMPLES.values() for t in texts)
+)
+"""What the injection classifier learns to leave alone (a blocked topic is not an attack)."""
+
+EMBED_BATCH = 128
+"""Texts per embedding request when a bank is embedded (the inference service takes at most 256)."""
 
 EMBEDDING_DIM = 384
 """Width of the inference service's embeddings (all-MiniLM-L6-v2), as memory's ``vector(384)``."""
@@ -101,6 +133,115 @@ class TopicVectors:
         return best
 
 
+def topic_training_texts(topic: BlockedTopic) -> tuple[str, ...]:
+    """The texts a topic's classifier learns as positives.
+
+    The creator's examples, the description, each keyword asked about, and the built-in questions
+    on every subject the topic names (see :func:`lexicon.related_concepts`), without repeats.
+    """
+    texts = [*topic.examples]
+    if topic.description:
+        texts.append(topic.description)
+    texts.extend(f"what about your {k}?" for k in topic.keywords)
+    for concept in related_concepts(topic):
+        texts.extend(SUBJECT_EXAMPLES.get(concept.name, ()))
+    return tuple(dict.fromkeys(texts))
+
+
+@dataclass(frozen=True)
+class LearnedTopic:
+    """One topic's trained classifier.
+
+    Attributes:
+        name: The topic's name.
+        classifier: The linear model over message embeddings.
+        positives: Its positive training vectors, for :data:`LEARNED_SIMILARITY_FLOOR`.
+    """
+
+    name: str
+    classifier: LinearClassifier
+    positives: FloatMatrix
+
+    def margin(self, vec: FloatVector) -> float | None:
+        """The classifier's margin (>= 0: on the topic), or ``None`` when it does not apply."""
+        if float((self.positives @ vec).max()) < LEARNED_SIMILARITY_FLOOR:
+            return None
+        return self.classifier.margin(vec)
+
+
+def train_topics(
+    topics: Sequence[BlockedTopic], embedded: Mapping[str, FloatVector], negatives: FloatMatrix
+) -> tuple[LearnedTopic, ...]:
+    """Train one classifier per topic (pure; a few milliseconds each).
+
+    Args:
+        topics: The creator's blocked topics.
+        embedded: The embedding of every text :func:`topic_training_texts` gives for them.
+        negatives: Embeddings of :data:`NEGATIVE_TEXTS`.
+
+    Returns:
+        One classifier per topic with any training text; the other topics' texts are negatives
+        too, so each learns its own subject rather than "a personal question".
+    """
+    texts = {t.name: topic_training_texts(t) for t in topics}
+    learned = []
+    for topic in topics:
+        own = texts[topic.name]
+        if not own:
+            continue
+        others = [x for name, xs in texts.items() if name != topic.name for x in xs if x not in own]
+        positives = np.stack([embedded[x] for x in own])
+        negs = np.vstack([negatives, *([np.stack([embedded[x] for x in others])] if others else [])])
+        learned.append(LearnedTopic(topic.name, train(positives, negs), positives))
+    return tuple(learned)
+
+
+@dataclass(frozen=True)
+class TopicModel:
+    """Everything one controls version needs to place a message on its blocked topics.
+
+    Attributes:
+        vectors: The creator's examples, for plain similarity.
+        learned: One trained classifier per topic.
+    """
+
+    vectors: TopicVectors
+    learned: tuple[LearnedTopic, ...] = ()
+
+    def learned_topics(self, message: FloatVector) -> dict[str, float]:
+        """The topics whose classifier places ``message`` on them, with its margin."""
+        out = {}
+        for topic in self.learned:
+            margin = topic.margin(message)
+            if margin is not None and margin >= 0:
+                out[topic.name] = margin
+        return out
+
+
+@dataclass(frozen=True)
+class TopicScores:
+    """Where a message lies relative to a creator's blocked topics.
+
+    Attributes:
+        similarity: Highest similarity to each topic's examples.
+        learned: Topics the learned classifiers place the message on, with their margin.
+    """
+
+    similarity: dict[str, float]
+    learned: dict[str, float]
+
+
+NO_TOPIC_SCORES = TopicScores({}, {})
+
+
+async def embed_all(embed: EmbedFn, texts: Sequence[str]) -> FloatMatrix:
+    """Embed ``texts`` in requests of :data:`EMBED_BATCH`; ``[len(texts), dim]``."""
+    rows: list[Sequence[float]] = []
+    for start in range(0, len(texts), EMBED_BATCH):
+        rows.extend(await embed(texts[start : start + EMBED_BATCH]))
+    return np.asarray(rows, dtype=np.float32).reshape(len(texts), -1)
+
+
 def topics_over(scores: dict[str, float], threshold: float = SIMILARITY_THRESHOLD) -> dict[str, float]:
     """The topics whose best example similarity reaches ``threshold``."""
     return {topic: score for topic, score in scores.items() if score >= threshold}
@@ -113,10 +254,13 @@ class InjectionMatch:
     Attributes:
         similarity: Cosine similarity of the message to it.
         exemplar: The exemplar's text.
+        learned_margin: The injection classifier's margin on the message (>= 0: an attack);
+            ``None`` without a classifier.
     """
 
     similarity: float
     exemplar: str
+    learned_margin: float | None = None
 
 
 class InjectionBank:
@@ -125,12 +269,21 @@ class InjectionBank:
     Args:
         embed: The embedding function (the same one the topic examples use).
         exemplars: The exemplar texts.
+        negatives: Texts that are not attacks; with any, a classifier is trained on the exemplars
+            against them (see ``classifier.py``), otherwise only the nearest exemplar is reported.
     """
 
-    def __init__(self, embed: EmbedFn, exemplars: Sequence[str] = EXEMPLARS) -> None:
+    def __init__(
+        self,
+        embed: EmbedFn,
+        exemplars: Sequence[str] = EXEMPLARS,
+        negatives: Sequence[str] = INJECTION_NEGATIVES,
+    ) -> None:
         self._embed = embed
         self._exemplars = tuple(exemplars)
+        self._negatives = tuple(negatives)
         self._matrix: FloatMatrix | None = None
+        self._classifier: LinearClassifier | None = None
         self._lock = asyncio.Lock()
 
     async def nearest(self, message: FloatVector) -> InjectionMatch | None:
@@ -143,15 +296,19 @@ class InjectionBank:
             return None
         sims = matrix @ message
         best = int(np.argmax(sims))
-        return InjectionMatch(float(sims[best]), self._exemplars[best])
+        margin = self._classifier.margin(message) if self._classifier is not None else None
+        return InjectionMatch(float(sims[best]), self._exemplars[best], margin)
 
     async def _load(self) -> FloatMatrix:
         if self._matrix is not None:
             return self._matrix
         async with self._lock:
             if self._matrix is None:
-                rows = await self._embed(self._exemplars) if self._exemplars else []
-                self._matrix = np.asarray(rows, dtype=np.float32).reshape(len(self._exemplars), -1)
+                rows = await embed_all(self._embed, self._exemplars + self._negatives)
+                matrix, negatives = rows[: len(self._exemplars)], rows[len(self._exemplars) :]
+                if len(matrix) and len(negatives):
+                    self._classifier = await asyncio.to_thread(train, matrix, negatives)
+                self._matrix = matrix
             return self._matrix
 
 
@@ -166,9 +323,17 @@ class TopicIndex:
     def __init__(self, embed: EmbedFn, capacity: int = 256) -> None:
         self._embed = embed
         self._capacity = capacity
-        self._cache: OrderedDict[tuple[str, int], tuple[Controls, TopicVectors]] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, int], tuple[Controls, TopicModel]] = OrderedDict()
         self._lock = threading.Lock()
+        self._negatives: FloatMatrix | None = None
+        self._negatives_lock = asyncio.Lock()
         self.injections = InjectionBank(embed)
+
+    async def warm(self, controls: Controls | None = None) -> None:
+        """Embed the built-in banks and train ``controls``' classifiers now, not on a fan's turn."""
+        await self.injections.nearest(np.zeros(EMBEDDING_DIM, dtype=np.float32))
+        if controls is not None and controls.blocked_topics:
+            await self._model(controls)
 
     async def embed_message(self, message: str) -> FloatVector:
         """The message's embedding, for callers that did not receive one."""
@@ -177,8 +342,8 @@ class TopicIndex:
 
     async def scores(
         self, controls: Controls, message: str, embedding: FloatVector | None = None
-    ) -> dict[str, float]:
-        """Best similarity of ``message`` to each blocked topic that has examples.
+    ) -> TopicScores:
+        """Where ``message`` lies relative to each blocked topic.
 
         Args:
             controls: The creator's controls (their topics' examples).
@@ -188,23 +353,29 @@ class TopicIndex:
                 the message here.
 
         Returns:
-            An empty dict when no topic has examples (and then nothing is embedded).
+            :data:`NO_TOPIC_SCORES` when there are no blocked topics (and then nothing is embedded).
 
         Raises:
-            InvalidEmbedding: ``embedding`` is not as wide as the example vectors.
+            InvalidEmbedding: ``embedding`` is not as wide as the topic vectors.
         """
-        if not any(t.examples for t in controls.blocked_topics):
-            return {}
-        vectors = await self._vectors(controls)
+        if not controls.blocked_topics:
+            return NO_TOPIC_SCORES
+        model = await self._model(controls)
         if embedding is None:
-            return vectors.scores(await self.embed_message(message))
-        if embedding.shape != (vectors.matrix.shape[1],):
-            raise InvalidEmbedding(
-                f"embedding has {embedding.size} values, the topic examples {vectors.matrix.shape[1]}"
-            )
-        return vectors.scores(embedding)
+            embedding = await self.embed_message(message)
+        width = model.learned[0].positives.shape[1] if model.learned else model.vectors.matrix.shape[1]
+        if embedding.shape != (width,):
+            raise InvalidEmbedding(f"embedding has {embedding.size} values, the topic vectors {width}")
+        return TopicScores(model.vectors.scores(embedding), model.learned_topics(embedding))
 
-    async def _vectors(self, controls: Controls) -> TopicVectors:
+    async def _negative_matrix(self) -> FloatMatrix:
+        if self._negatives is None:
+            async with self._negatives_lock:
+                if self._negatives is None:
+                    self._negatives = await embed_all(self._embed, NEGATIVE_TEXTS)
+        return self._negatives
+
+    async def _model(self, controls: Controls) -> TopicModel:
         key = (controls.creator_id, controls.version)
         with self._lock:
             hit = self._cache.get(key)
@@ -212,11 +383,23 @@ class TopicIndex:
                 self._cache.move_to_end(key)
                 return hit[1]
         topics = tuple(t.name for t in controls.blocked_topics for _ in t.examples)
-        texts = [e for t in controls.blocked_topics for e in t.examples]
-        rows = await self._embed(texts)
-        vectors = TopicVectors(topics, np.asarray(rows, dtype=np.float32).reshape(len(texts), -1))
+        examples = [e for t in controls.blocked_topics for e in t.examples]
+        training = [x for t in controls.blocked_topics for x in topic_training_texts(t)]
+        texts = list(dict.fromkeys(examples + training))
+        rows = await embed_all(self._embed, texts)
+        embedded = dict(zip(texts, rows, strict=True))
+        width = rows.shape[1] if len(texts) else EMBEDDING_DIM
+        vectors = TopicVectors(
+            topics,
+            np.stack([embedded[e] for e in examples]) if examples else np.zeros((0, width), np.float32),
+        )
+        negatives = await self._negative_matrix()
+        learned: tuple[LearnedTopic, ...] = ()
+        if len(negatives) and negatives.shape[1] == width:
+            learned = await asyncio.to_thread(train_topics, controls.blocked_topics, embedded, negatives)
+        model = TopicModel(vectors, learned)
         with self._lock:
-            self._cache[key] = (controls, vectors)
+            self._cache[key] = (controls, model)
             while len(self._cache) > self._capacity:
                 self._cache.popitem(last=False)
-        return vectors
+        return model
