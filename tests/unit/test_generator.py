@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services.inference import build_model
 from services.inference.core.generator import (
@@ -23,9 +25,12 @@ from services.inference.core.model_build import build_tiny, random_weights
 from services.inference.core.sampling import (
     SamplingParams,
     apply_repetition_penalty,
+    candidates,
+    draw,
     make_rng,
     sample_batch,
     sample_next,
+    top_indices,
 )
 
 pytestmark = pytest.mark.timeout(60)
@@ -234,6 +239,81 @@ def test_sample_batch_rows_are_independent() -> None:
     alone = [sample_next(logits[b], [], params[b], make_rng(params[b])) for b in range(3)]
     assert batch.tolist() == alone
     assert batch[1] == int(np.argmax(logits[1]))
+
+
+def full_sort_candidates(scaled: np.ndarray, top_k: int, top_p: float) -> tuple[np.ndarray, np.ndarray]:
+    """The reference: sort the whole row, mask past top-k, softmax, keep the top-p nucleus."""
+    vocab = scaled.shape[0]
+    order = np.argsort(-scaled, kind="stable")
+    ranked = scaled[order].astype(np.float64)
+    if 0 < top_k < vocab:
+        ranked[top_k:] = -np.inf
+    probs = np.exp(ranked - ranked[0])
+    probs /= probs.sum()
+    keep = (np.cumsum(probs) - probs < top_p) & (probs > 0)  # tokens past top-k have probability 0
+    keep[0] = True
+    return order[keep], probs[keep] / probs[keep].sum()
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    n=st.integers(1, 3000),
+    k=st.integers(1, 3000),
+    seed=st.integers(0, 2**32 - 1),
+    ties=st.booleans(),
+)
+def test_top_indices_are_exactly_the_k_largest(n: int, k: int, seed: int, ties: bool) -> None:
+    rng = np.random.default_rng(seed)
+    x = (rng.integers(0, 6, n) if ties else rng.standard_normal(n)).astype(np.float32)
+    k = min(k, n)
+    got = top_indices(x, k)
+    assert len(set(got.tolist())) == k == got.shape[0]
+    np.testing.assert_array_equal(np.sort(x[got]), np.sort(x)[n - k :])
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    vocab=st.sampled_from([7, 300, 5000, 49152]),
+    spread=st.sampled_from([0.05, 1.0, 8.0]),  # 0.05: a flat row whose nucleus is wider than the search
+    top_k=st.sampled_from([0, 1, 5, 50, 2000]),
+    top_p=st.sampled_from([1.0, 0.999, 0.9, 0.5, 1e-6]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_sampling_candidates_match_a_full_sort(
+    vocab: int, spread: float, top_k: int, top_p: float, seed: int
+) -> None:
+    scaled = (np.random.default_rng(seed).standard_normal(vocab) * spread).astype(np.float32)
+    ids, probs = candidates(scaled, top_k, top_p)
+    if top_p >= 1.0 and not 0 < top_k < vocab:  # no filter: the whole row, in vocabulary order
+        weights = np.exp(scaled.astype(np.float64) - scaled.max())
+        np.testing.assert_array_equal(ids, np.arange(vocab))
+        np.testing.assert_allclose(probs, weights / weights.sum(), rtol=1e-5)
+        return
+    want_ids, want_probs = full_sort_candidates(scaled, top_k, top_p)
+    # The same ranking; float32 sums (ours) vs float64 (the reference) may move the top-p boundary over
+    # a few tail tokens, whose probability is negligible; nothing else may differ.
+    # Tokens with equal logits may come in another order: compare the ranked logits, then the sets.
+    m = min(len(ids), len(want_ids))
+    np.testing.assert_array_equal(scaled[ids[:m]], scaled[want_ids[:m]])
+    boundary = scaled[want_ids[m - 1]]
+    assert set(ids[:m][scaled[ids[:m]] > boundary]) == set(want_ids[:m][scaled[want_ids[:m]] > boundary])
+    assert want_probs[m:].sum() < 1e-4 and probs[m:].sum() < 1e-4
+    np.testing.assert_allclose(probs[:m], want_probs[:m], rtol=1e-3, atol=1e-7)
+
+
+def test_draw_follows_the_probabilities_and_never_picks_a_zero() -> None:
+    rng = np.random.default_rng(3)
+    for n in (3, 1024, 5000):  # the one-level and the two-level search
+        probs = rng.random(n)
+        probs[::7] = 0.0
+        probs /= probs.sum()
+        picks = np.array([draw(probs, rng.random()) for _ in range(100_000)])
+        counts = np.bincount(picks, minlength=n)
+        assert counts[::7].sum() == 0
+        np.testing.assert_allclose(counts / picks.size, probs, atol=5 * np.sqrt(probs.max() / picks.size))
+    one_hot = np.zeros(9000)
+    one_hot[8999] = 1.0
+    assert {draw(one_hot, u) for u in (0.0, 0.5, 1.0 - 1e-12)} == {8999}
 
 
 # -- build ------------------------------------------------------------------------------------------

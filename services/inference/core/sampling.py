@@ -107,7 +107,7 @@ def sample_batch(
     scores = np.asarray(logits, dtype=np.float32)
     if scores.ndim != 2:
         raise ValueError(f"logits must be [B, V], got shape {scores.shape}")
-    batch, vocab = scores.shape
+    batch = scores.shape[0]
     if not (len(token_ids) == len(params) == len(rngs) == batch):
         raise ValueError("token_ids, params and rngs must have one entry per logits row")
     if any(p.repetition_penalty != 1.0 for p in params):
@@ -119,34 +119,115 @@ def sample_batch(
         )
 
     out: np.ndarray = np.argmax(scores, axis=-1).astype(np.int64)  # greedy rows are done; ties -> lowest id
-    rows = np.array([b for b in range(batch) if not params[b].greedy], dtype=np.int64)
-    if rows.size == 0:
-        return out
-
-    temps = np.array([params[b].temperature for b in rows], dtype=np.float32)[:, None]
-    scaled = scores[rows] / temps
-    # One descending sort serves top-k and top-p; filtered entries become -inf.
-    order = np.argsort(-scaled, axis=-1, kind="stable")
-    sorted_scores = np.take_along_axis(scaled, order, axis=-1)
-    rank = np.arange(vocab)[None, :]
-    top_k = np.array([params[b].top_k or vocab for b in rows])[:, None]
-    sorted_scores = np.where(rank < top_k, sorted_scores, -np.inf)
-    probs = _softmax(sorted_scores)
-    top_p = np.array([params[b].top_p for b in rows], dtype=np.float32)[:, None]
-    # Keep a token while the mass before it is below top_p; the first token is always kept.
-    mass_before = np.cumsum(probs, axis=-1) - probs
-    probs = np.where((mass_before < top_p) | (rank == 0), probs, 0.0)
-    probs /= probs.sum(axis=-1, keepdims=True)
-
-    cdf = np.cumsum(probs, axis=-1)
-    for i, b in enumerate(rows):
-        u = rngs[b].random() * cdf[i, -1]
-        pick = min(int(np.searchsorted(cdf[i], u, side="right")), vocab - 1)
-        # Guard against landing on a zeroed tail entry through float rounding at the top of the CDF.
-        while probs[i, pick] == 0.0 and pick > 0:
-            pick -= 1
-        out[b] = order[i, pick]
+    for b in range(batch):
+        p = params[b]
+        if p.greedy:
+            continue
+        ids, probs = candidates(scores[b] / np.float32(p.temperature), p.top_k, p.top_p)
+        out[b] = ids[draw(probs, rngs[b].random())]
     return out
+
+
+DRAW_BLOCK = 256
+"""Entries per block of :func:`draw`'s two-level search."""
+
+
+def draw(probs: np.ndarray, u: float) -> int:
+    """Index ``j`` of ``probs`` (>= 0, any positive total) where the CDF first exceeds ``u`` x total.
+
+    A running sum over a whole 49k row is sequential (~0.17 ms); block sums are vectorised, so the
+    search runs over the block totals and then inside one block. Never returns a zero-probability
+    entry (float rounding at the top of a CDF could land on one).
+    """
+    n = probs.shape[0]
+    if n <= 4 * DRAW_BLOCK:
+        cdf = np.cumsum(probs)
+        pick = min(int(np.searchsorted(cdf, u * cdf[-1], side="right")), n - 1)
+    else:
+        blocks = -(-n // DRAW_BLOCK)
+        padded = np.zeros(blocks * DRAW_BLOCK, dtype=probs.dtype)
+        padded[:n] = probs
+        grid = padded.reshape(blocks, DRAW_BLOCK)
+        totals = np.cumsum(grid.sum(axis=1))
+        target = u * totals[-1]
+        blk = min(int(np.searchsorted(totals, target, side="right")), blocks - 1)
+        inside = np.cumsum(grid[blk])
+        rest = target - (totals[blk - 1] if blk > 0 else 0.0)
+        pick = min(blk * DRAW_BLOCK + int(np.searchsorted(inside, rest, side="right")), n - 1)
+    while probs[pick] == 0.0 and pick > 0:
+        pick -= 1
+    return int(pick)
+
+
+NUCLEUS_SEARCH_WIDTH = 1024
+"""Most likely tokens examined for a top-p nucleus before falling back to sorting the whole row."""
+
+
+def top_indices(x: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the ``k`` largest values of the 1-D ``x`` (in no particular order).
+
+    A partition of the whole row (``np.argpartition``) costs ~0.4 ms at 49k entries; instead the row is
+    cut into blocks, and the k-th largest block maximum ``t`` bounds the answer from below (those k
+    blocks hold k values >= ``t``, so every value of the top k is >= ``t``); only the few values >= ``t``
+    are partitioned. Exact; ~5x faster for the k of top-k and nucleus sampling.
+    """
+    n = x.shape[0]
+    if k >= n:
+        return np.arange(n)
+    block = max(1, n // (4 * k))
+    if block > 1:
+        blocks = -(-n // block)
+        padded = np.full(blocks * block, -np.inf, dtype=x.dtype)
+        padded[:n] = x
+        maxima = padded.reshape(blocks, block).max(axis=1)
+        threshold = np.partition(maxima, blocks - k)[blocks - k]
+        picked = np.flatnonzero(x >= threshold)
+    else:
+        picked = np.arange(n)
+    if picked.shape[0] > k:
+        m = picked.shape[0]
+        picked = picked[np.argpartition(x[picked], m - k)[m - k :]]
+    return picked
+
+
+def candidates(scaled: np.ndarray, top_k: int, top_p: float) -> tuple[np.ndarray, np.ndarray]:
+    """(token ids, probabilities) a row samples from: top-k, then top-p of what remains.
+
+    Sorting a whole row costs ~3 ms at a 49k vocabulary (8 ms at Llama 3's 128k), which at 16 sampled
+    rows is more than the decode step itself, so nothing sorts the full row unless it has to: with
+    neither filter the row is sampled in vocabulary order; top-k finds its k tokens with
+    :func:`top_indices` and sorts only those; top-p alone sorts the ``NUCLEUS_SEARCH_WIDTH`` most
+    likely tokens (the softmax normaliser still covers the whole row) and sorts everything only when
+    the nucleus is wider than that, which only very flat distributions reach. The kept set and its
+    probabilities are the ones a full descending sort gives; the order of tokens with equal logits
+    (lowest id first within the examined tokens) and which of several tokens tied exactly at the
+    boundary get in are unspecified, but the same for the same logits.
+    """
+    vocab = scaled.shape[0]
+    k = top_k if 0 < top_k < vocab else vocab
+    if k == vocab and top_p >= 1.0:
+        return np.arange(vocab), _softmax(scaled)
+    width = k if k < vocab else min(vocab, NUCLEUS_SEARCH_WIDTH)
+    while True:
+        if width < vocab:
+            # Ascending ids first, so the stable sort below breaks ties by lowest id.
+            order = np.sort(top_indices(scaled, width))
+            order = order[np.argsort(-scaled[order], kind="stable")]
+        else:  # a whole row: quicksort is 2x a stable sort here; ties come in a fixed but other order
+            order = np.argsort(-scaled)
+        top = scaled[order]
+        # Normaliser: the k tokens top-k keeps, or the whole row when only top-p applies.
+        weights = np.exp(top - top[0])
+        total = weights.sum() if k < vocab else np.exp(scaled - top[0]).sum()
+        probs = weights / total
+        # Keep a token while the mass before it is below top_p; the first token is always kept.
+        keep = np.cumsum(probs) - probs < top_p
+        keep[0] = True
+        if width == k or not keep.all():
+            break
+        width = vocab  # the nucleus may reach past the examined tokens: look at all of them
+    kept = probs[keep]
+    return order[keep], kept / kept.sum()
 
 
 def sample_next(
