@@ -46,7 +46,12 @@ from services.policy.core.decisions import ALLOW, Action, Decision, Reason, Reas
 from services.policy.core.grounding import check_grounding, proper_names, subjects_of, support_vocabulary
 from services.policy.core.injection import find_injection, informal
 from services.policy.core.lexicon import related_terms
-from services.policy.core.similarity import INJECTION_THRESHOLD, SIMILARITY_THRESHOLD, InjectionMatch
+from services.policy.core.similarity import (
+    INJECTION_THRESHOLD,
+    INJECTION_VETO_MARGIN,
+    SIMILARITY_THRESHOLD,
+    InjectionMatch,
+)
 
 PAUSED_TEXT = "This avatar is paused right now, so it can't reply. Please check back later!"
 """What a fan sees while the creator has the kill switch on."""
@@ -177,7 +182,8 @@ def check_input(
         learned_topics: Topics the learned classifiers place the message on, with their margin
             (``similarity.TopicModel.learned_topics``); each counts as matched.
         injection: The built-in injection exemplar nearest to the message (see
-            ``similarity.InjectionBank``); at or above ``INJECTION_THRESHOLD``, or with a
+            ``similarity.InjectionBank``); at or above ``INJECTION_THRESHOLD`` (unless the
+            classifier's ``learned_margin`` is below ``-INJECTION_VETO_MARGIN``), or with a
             non-negative ``learned_margin``, the message is an injection even when no pattern
             matched.
 
@@ -200,7 +206,11 @@ def check_input(
     if injected is not None:
         detail = f"message tries to instruct the avatar: {injected!r}"
         injection_reasons = (Reason(ReasonCode.PROMPT_INJECTION, detail),)
-    elif injection is not None and injection.similarity >= INJECTION_THRESHOLD:
+    elif (
+        injection is not None
+        and injection.similarity >= INJECTION_THRESHOLD
+        and (injection.learned_margin is None or injection.learned_margin >= -INJECTION_VETO_MARGIN)
+    ):
         detail = (
             f"message reads like an injection attempt (similarity {injection.similarity:.2f} "
             f"to {injection.exemplar!r})"

@@ -35,8 +35,14 @@ FOLDS = 5
 FALSE_POSITIVE_COST = 4.0
 """How many missed positives one refused ordinary message is worth when choosing the threshold."""
 
-MIN_THRESHOLD = 0.0
-"""Lowest decision threshold on the ridge score (0 is halfway between the two targets)."""
+MIN_THRESHOLD = 0.2
+"""Lowest decision threshold on the ridge score (0 is halfway between the two targets).
+
+The cross-validated threshold often lands at or below 0: the built-in banks separate well, while
+a creator's fans ask ordinary questions the banks never saw. On ``eval/policy_set.jsonl`` and on
+synthetic checks the blocked-topic recall is the same for floors from 0 to 0.3, and ordinary
+questions from another domain than the banks score up to about 0.1 above 0.
+"""
 
 
 @dataclass(frozen=True)

@@ -23,19 +23,30 @@ _PROMISE = (
     r"promise to|want to|wanna|should|must|gotta)|\blet me|\blet's|\bhappy to)"
 )
 _GAP = r"(?:\s+\w+){0,3}?\s+"
+# "free" as a price, not as in "gluten-free" or "sugar free"
+_FREE = r"(?<!gluten\s)(?<!sugar\s)(?<!dairy\s)(?<!nut\s)(?<!egg\s)(?<!fat\s)(?<!lactose\s)(?<!-)\bfree\b"
 
 _PATTERNS: dict[Commitment, tuple[str, ...]] = {
     Commitment.GIVEAWAYS: (
         r"\bgive\s*-?\s*aways?\b",  # negated mentions ("I never do giveaways") are dropped below
         _PROMISE
         + _GAP
-        + r"(?:send|give|ship|mail|gift|post|deliver|drop off|hand|reserve|save)\s+(?:you|it|one|them|your)\b",
+        + r"(?:send|give|ship|mail|gift|post|deliver|drop off|hand|reserve|save|hold|set aside|put aside|keep)\s+(?:you|it|one|them|your)\b",
         _PROMISE + _GAP + r"(?:send|give|ship|mail|gift|post)\s+(?:\w+\s+){0,2}(?:to you|your way)\b",
         r"\b(?:free|signed|complimentary)\s+(?:\w+\s+){0,2}(?:for|to)\s+you\b",
         r"\byou(?:'ll| will)?\s+(?:get|receive|win)\s+(?:a |an |one |some |my )?(?:free|signed|complimentary|prize)\b",
         r"\byou(?:'ve| have)?\s+(?:just\s+)?won\b",
         r"\b(?:on the house|at no cost|free of charge|it's on me|on me\b)",
         r"\bfor free\b",
+        # something free promised to this fan, or to whoever is first ("fans who comment get a free kit")
+        _PROMISE
+        + r"[^.!?,;]{0,40}?"
+        + _FREE
+        + r"\s+(?!of\b|to\b|time\b|live\b|q\s*&|newsletter|(?:live)?stream|recipes?\b|videos?\b|guides?\b|webinar|replay|tips?\b)\w",
+        r"\b(?:gets?|wins?|receives?|claims?|grabs?)\s+(?:a\s+|an\s+|one\s+|your\s+|their\s+)?(?:\w+\s+)?"
+        + _FREE
+        + r"\s+\w",
+        r"\bcode\s+(?:for|gets you)\s+(?:a\s+|an\s+|one\s+)?free\b",
     ),
     Commitment.MONEY: (
         _PROMISE
@@ -63,6 +74,10 @@ _PATTERNS: dict[Commitment, tuple[str, ...]] = {
         + r"(?:meet|hang out|grab (?:a )?(?:coffee|drink|lunch|dinner|bite)|get (?:coffee|lunch|dinner|together|a drink)|see you in person|visit you|come (?:over|to your|by your|and see you)|video\s?call|facetime|call you|hop on a call|pick you up)\b",
         r"\bmeet\s+(?:up|you|me|in person)\b",
         r"\b(?:come|stop|swing)\s+by\s+(?:my|our)\s+(?:house|place|home|apartment|flat)\b",
+        r"\bcome\s+(?:over\s+)?to\s+(?:my|our)\s+(?:house|place|home|apartment|flat|kitchen)\b",
+        _PROMISE
+        + _GAP
+        + r"(?:stop|swing|drop|come)\s+(?:by|over to)\s+(?:your)\s+(?:house|place|home|apartment|flat|kitchen|bakery|shop|office)\b",
         r"\bsee you (?:there|at|on|tomorrow|tonight|saturday|sunday|friday)\b",
         # a private session promised to this fan: "I'll do a one-hour private Zoom lesson for you"
         _PROMISE
@@ -105,6 +120,9 @@ _PATTERNS: dict[Commitment, tuple[str, ...]] = {
         r"\b(?:safe|fine|ok|okay|good)\s+for\s+(?:you|someone|people|anyone|most|diabetics|celiacs)\b[^.!?]{0,60}?"
         r"\b(?:celiac|coeliac|diabet\w*|allerg\w*|intoleran\w*|pregnan\w*|ibs|crohn'?s|kidney disease|"
         r"heart disease|blood pressure|medication|meds)\b",
+        r"\bif\s+you(?:'re|\s+are|\s+have|'ve got)\s+(?:a\s+|an\s+)?(?:diabetic|diabetes|celiac|coeliac|pregnant|allergic|lactose intolerant|"
+        r"gluten intolerant|ibs|crohn'?s|high blood pressure|kidney disease|on (?:blood thinners|meds|medication))\b[^.!?]{0,80}?"
+        r"\b(?:won't|will not|can|should|shouldn't|is fine|are fine|is safe|are safe|no problem|don't need|do not need)\b",
         r"\b(?:celiacs?|coeliacs?|diabetics|people with (?:celiac|diabetes|allergies)|pregnant (?:women|people))\s+"
         r"can\s+(?:safely\s+)?(?:eat|have|drink)\b",
     ),

@@ -39,9 +39,9 @@ _CLAIM = re.compile(
            became|built|earn|earned|make|made|grow|grew|raise|raised|speak|spoke|play|played|go|
            drink|drank|eat|ate|take|took|spend|watch|watched|read|listen|listened|sing|sang|paint|
            painted|collect|volunteer|volunteered|attend|belong|belonged|celebrate|celebrated)\b
-  | \bmy\s+(?:\w+\s+){0,2}?(?:is|are|was|were|has|have|had|lives?|works?|goes|went|called|named|turned|
-        turns|loves?|comes?|came|got)\b
-  | \bmy\s+(?:(?:two|three|four|five|\d+|little|older|younger|eldest|oldest|youngest|twin)\s+)?
+  | \b(?:my|our)\s+(?:\w+\s+){0,2}?(?:is|are|was|were|has|have|had|lives?|works?|goes|went|called|named|
+        turned|turns|loves?|comes?|came|got)\b
+  | \b(?:my|our)\s+(?:(?:two|three|four|five|\d+|little|older|younger|eldest|oldest|youngest|twin)\s+)?
         (?:husband|wife|partner|boyfriend|girlfriend|fianc[eé]e?|kids?|children|child|sons?|daughters?|
         mom|mum|mother|dad|father|parents|brother|sister|siblings?|grandkids|grandchildren|grandson|
         granddaughter|grandma|grandpa|grandmother|grandfather|niece|nephew|cousin|aunt|uncle|in-laws|ex|
@@ -50,6 +50,12 @@ _CLAIM = re.compile(
   | \bi\s*'?m\s+(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|
         fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty)\b
   | \b(?:i|we)\s*(?:'m|am|'re|are|were|was)\s+(?:\w+\s+)?expecting\s+(?:a|an|our|my|another|twins|baby)\b
+  | \b(?:i|we)\s+(?:(?:also|still|usually|always|now)\s+)?do\s+(?:a|an|the|my|our|weekly|daily|monthly|yearly|
+        regular|regularly|some|most|all|two|three|\d+)\b
+  | \bbeing\s+(?:a\s+)?(?:mom|mum|mother|dad|father|parent|wife|husband|stepmom|stepdad)\b
+  | \b(?:the|our)\s+(?:new\s+)?(?:baby|babies|twins|little\s+ones?|kids|kiddos)\s+(?:is|are|was|were|
+        's|turns?|starts?|started|goes|go|arrived|came|comes|due)\b
+  | \b(?:baby|babies|twins)\s+(?:number\s+\w+\s+)?(?:is|are)\s+due\b
     """,
     re.VERBOSE,
 )
@@ -106,6 +112,7 @@ _NUMBER_WORDS = {
 _STOP = frozenset(
     """
     a an the and or but so if of in on at to for from with by as into about over after before since
+    while because though although whereas unless until
     than then that this these those there here it its it's i i'm i've i'd i'll me my mine myself we
     we're we've our ours us you your yours he she they them his her their is am are was were be been
     being have has had having do does did doing will would can could should may might must shall

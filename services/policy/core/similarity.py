@@ -74,6 +74,16 @@ INJECTION_NEGATIVES: tuple[str, ...] = (
 EMBED_BATCH = 128
 """Texts per embedding request when a bank is embedded (the inference service takes at most 256)."""
 
+INJECTION_VETO_MARGIN = 0.3
+"""How far below its threshold the injection classifier may score a message that is still refused
+for being close to an exemplar (:data:`INJECTION_THRESHOLD`).
+
+Closeness to one exemplar is weak evidence on its own ("Do you speak Spanish?" lies at 0.44 from
+a Spanish override exemplar); the classifier, which has seen the ordinary questions, vetoes such
+a match when it is sure. Chosen on ``eval/policy_set.jsonl``: attacks caught by closeness alone
+score at least -0.12 there, the ordinary messages close to an exemplar -0.4 to -1.0.
+"""
+
 EMBEDDING_DIM = 384
 """Width of the inference service's embeddings (all-MiniLM-L6-v2), as memory's ``vector(384)``."""
 
