@@ -47,7 +47,8 @@ CONCEPTS = (
                "your family", "ur family", "family life", "family members", "start a family",
                "parenting", "motherhood", "maternity leave", "daycare", "preschool", "kindergarten",
                "expecting a baby", "having a baby", "pregnancy", "pregnant", "are you expecting",
-               "you expecting", "baby bump", "little bump", "your bump", "the bump", "ur bump", "trimester", "morning sickness",
+               "you expecting", "baby bump", "little bump", "your bump", "the bump", "ur bump", "trimester",
+               "morning sickness",
                "baby shower", "gender reveal", "maternity", "paternity leave"),
     ),
     Concept(
