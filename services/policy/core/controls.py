@@ -161,10 +161,12 @@ class BlockedTopic:
 
     Attributes:
         name: Short label, unique within the controls (case-insensitive), e.g. ``"family"``.
-        description: What the creator means by the topic; for the console and later classifiers.
+        description: What the creator means by the topic; the topic's classifier trains on it.
         keywords: Words or phrases that mark the topic; matched whole-word, case-insensitively and
             tolerant of plurals (see ``checks.py``).
-        examples: Example fan messages about the topic, for the embedding classifier to come.
+        examples: Example fan messages about the topic: matched by embedding similarity and,
+            with the description, keywords and built-in questions on the subjects the topic
+            names, the training texts of its learned classifier (``similarity.py``).
         reply: What the avatar says instead of discussing the topic.
     """
 

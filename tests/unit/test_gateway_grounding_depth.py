@@ -1,0 +1,131 @@
+"""The turn runner grounds reply sentences against a deeper retrieval than the prompt shows.
+
+The prompt and the citations keep the ``top_k`` best hits; every sentence is checked by policy
+against ``grounding_top_k`` of them, so a true sentence whose source ranked just below the prompt's
+snippets is not abstained. The ports are small in-memory stand-ins that record what they were
+asked; the real services are exercised by the e2e tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+
+import pytest
+
+from services.gateway.core.turn import TurnRunner, TurnSettings
+from services.gateway.core.types import (
+    Action,
+    AuditEntry,
+    Decision,
+    DraftReply,
+    Evidence,
+    FanMemory,
+    GenerationChunk,
+    InputVerdict,
+    PastTurn,
+    PendingReply,
+    Persona,
+    TurnEnd,
+    TurnRequest,
+    VoiceExamples,
+)
+
+pytestmark = pytest.mark.timeout(30)
+
+HITS = [f"Post number {i} about rye." for i in range(10)]
+
+
+def _hit(i: int) -> Evidence:
+    return Evidence(f"c{i}", HITS[i], 1.0 - i / 10, "instagram", f"p{i}", "", None, "post", "", 0, 0)
+
+
+class _Policy:
+    def __init__(self) -> None:
+        self.evidence: list[list[str]] = []
+
+    async def check_input(self, *args: object, **kwargs: object) -> InputVerdict:
+        return InputVerdict(Decision(Action.ALLOW), "")
+
+    async def check_output(
+        self, creator_id: str, fan_id: str, sentence: str, evidence: Sequence[str]
+    ) -> Decision:
+        self.evidence.append(list(evidence))
+        return Decision(Action.ALLOW)
+
+    async def submit_draft(self, draft: DraftReply) -> str:
+        return "d1"
+
+    async def record_turn(self, entry: AuditEntry) -> None:
+        return None
+
+    async def fan_replies(self, creator_id: str, fan_id: str, conversation_id: str) -> list[PendingReply]:
+        return []
+
+    async def mark_delivered(self, creator_id: str, reply_ids: Sequence[str]) -> list[str]:
+        return []
+
+    async def voice_examples(self, creator_id: str) -> VoiceExamples:
+        return VoiceExamples()
+
+
+class _Memory:
+    def __init__(self) -> None:
+        self.asked_k: list[int] = []
+
+    async def search(
+        self, creator_id: str, query: str, embedding: Sequence[float], top_k: int, min_score: float
+    ) -> list[Evidence]:
+        self.asked_k.append(top_k)
+        return [_hit(i) for i in range(min(top_k, len(HITS)))]
+
+    async def history(self, creator_id: str, fan_id: str, conversation_id: str, limit: int) -> list[PastTurn]:
+        return []
+
+    async def fan_memory(self, creator_id: str, fan_id: str) -> FanMemory:
+        return FanMemory()
+
+    async def persona(self, creator_id: str) -> Persona | None:
+        return None
+
+    async def append_turn(self, *args: object) -> None:
+        return None
+
+
+class _Inference:
+    async def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        return [[1.0, 0.0] for _ in texts]
+
+    async def _chunks(self) -> AsyncIterator[GenerationChunk]:
+        yield GenerationChunk(text="I bake rye. ")
+        yield GenerationChunk(text="Every week.", finished=True)
+
+    def generate(
+        self, messages: list[dict[str, str]], request_id: str, *, affinity: str
+    ) -> AsyncIterator[GenerationChunk]:
+        return self._chunks()
+
+    async def is_test_model(self) -> bool:
+        return True
+
+
+async def _turn(settings: TurnSettings) -> tuple[_Policy, _Memory, TurnEnd]:
+    policy, memory = _Policy(), _Memory()
+    runner = TurnRunner(policy, memory, _Inference(), settings=settings)
+    events = [e async for e in runner.run(TurnRequest("maya", "fan", "", "Do you bake rye?"))]
+    end = events[-1]
+    assert isinstance(end, TurnEnd)
+    return policy, memory, end
+
+
+def test_sentences_are_grounded_against_the_deeper_retrieval_and_cited_from_the_top() -> None:
+    policy, memory, end = asyncio.run(_turn(TurnSettings(top_k=3, grounding_top_k=7)))
+    assert memory.asked_k == [7]  # one search, deep enough for grounding
+    assert [c.chunk_id for c in end.citations] == ["c0", "c1", "c2"]  # the prompt's hits
+    assert policy.evidence and all(ev == HITS[:7] for ev in policy.evidence)
+
+
+def test_a_grounding_depth_below_top_k_grounds_against_the_prompt_hits() -> None:
+    policy, memory, end = asyncio.run(_turn(TurnSettings(top_k=4, grounding_top_k=2)))
+    assert memory.asked_k == [4]
+    assert len(end.citations) == 4 and all(ev == HITS[:4] for ev in policy.evidence)
