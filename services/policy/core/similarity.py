@@ -336,6 +336,7 @@ class TopicIndex:
         self._cache: OrderedDict[tuple[str, int], tuple[Controls, TopicModel]] = OrderedDict()
         self._lock = threading.Lock()
         self._negatives: FloatMatrix | None = None
+        self._training: dict[tuple[str, int], tuple[Controls, asyncio.Future[TopicModel]]] = {}
         self._negatives_lock = asyncio.Lock()
         self.injections = InjectionBank(embed)
 
@@ -392,6 +393,21 @@ class TopicIndex:
             if hit is not None and hit[0] == controls:
                 self._cache.move_to_end(key)
                 return hit[1]
+        # A controls update starts the training in the background; a message arriving meanwhile
+        # waits for that training instead of starting a second one.
+        pending = self._training.get(key)
+        if pending is not None and pending[0] == controls and not pending[1].done():
+            return await asyncio.shield(pending[1])
+        task = asyncio.ensure_future(self._train(controls))
+        self._training[key] = (controls, task)
+        try:
+            return await asyncio.shield(task)
+        finally:
+            if task.done() and self._training.get(key, (None, None))[1] is task:
+                del self._training[key]
+
+    async def _train(self, controls: Controls) -> TopicModel:
+        key = (controls.creator_id, controls.version)
         topics = tuple(t.name for t in controls.blocked_topics for _ in t.examples)
         examples = [e for t in controls.blocked_topics for e in t.examples]
         training = [x for t in controls.blocked_topics for x in topic_training_texts(t)]
