@@ -306,6 +306,8 @@ def test_free_as_in_gluten_free_or_free_content_is_no_giveaway(sentence: str) ->
         "The baby is due in August.",
         "Honestly, being a mom of twins keeps me busy.",
         "I do a weekly farmers market at Rillito Park every Sunday.",
+        "Yep, I'm expecting in the spring!",
+        "The twins turned five last week.",
     ],
 )
 def test_household_claims_without_i_or_my_need_support(sentence: str) -> None:
@@ -340,3 +342,19 @@ def test_messages_during_training_wait_for_it_instead_of_training_again() -> Non
     # The banks once each, the topic's texts once: not once per waiting message.
     topic_texts = len(set(GARDEN.examples + topic_training_texts(GARDEN)))
     assert embed.calls.count(topic_texts) == 1
+
+
+def test_a_life_event_or_an_age_must_be_in_the_evidence_itself() -> None:
+    vocab = support_vocabulary(
+        ["Leo and I spent last summer baking our first rye.", "The Tank 34 oven holds two loaves."]
+    )
+    # Coverage alone would pass these: every other word is in the evidence.
+    hitched = check_grounding("leo and i got hitched last summer.", vocab, subjects=frozenset({"leo"}))
+    assert not hitched.supported and "hitch" in hitched.missing
+    expecting = check_grounding("leo and i are expecting our first rye.", vocab, subjects=frozenset({"leo"}))
+    assert not expecting.supported
+    assert counted_things("i'm 34 and i bake rye.") == {"age 34"}
+    assert not check_grounding("i'm 34 and i bake rye.", vocab).supported
+    assert check_grounding(
+        "leo and i spent last summer baking rye.", vocab, subjects=frozenset({"leo"})
+    ).supported

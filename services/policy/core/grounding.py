@@ -49,12 +49,13 @@ _CLAIM = re.compile(
         family|dog|cat|pets?|house|home|apartment|car|hometown|school|degree|job|salary|age|birthday)\b
   | \bi\s*'?m\s+(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|
         fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty)\b
-  | \b(?:i|we)\s*(?:'m|am|'re|are|were|was)\s+(?:\w+\s+)?expecting\s+(?:a|an|our|my|another|twins|baby)\b
+  | \b(?:i|we)\s*(?:'m|am|'re|are|were|was)\s+(?:\w+\s+)?expecting(?:\s+(?:a|an|our|my|another|twins|baby|
+        in|this|next|again|soon)\b|\s*(?:[!.,;]|$))
   | \b(?:i|we)\s+(?:(?:also|still|usually|always|now)\s+)?do\s+(?:a|an|the|my|our|weekly|daily|monthly|yearly|
         regular|regularly|some|most|all|two|three|\d+)\b
   | \bbeing\s+(?:a\s+)?(?:mom|mum|mother|dad|father|parent|wife|husband|stepmom|stepdad)\b
   | \b(?:the|our)\s+(?:new\s+)?(?:baby|babies|twins|little\s+ones?|kids|kiddos)\s+(?:is|are|was|were|
-        's|turns?|starts?|started|goes|go|arrived|came|comes|due)\b
+        's|turns?|turned|starts?|started|goes|go|went|arrived|came|comes|due|love|loves|loved)\b
   | \b(?:baby|babies|twins)\s+(?:number\s+\w+\s+)?(?:is|are)\s+due\b
     """,
     re.VERBOSE,
@@ -196,6 +197,11 @@ def content_words(text: str) -> set[str]:
     return out
 
 
+# "I'm 34": an age is a number that counts years of the creator's life.
+_AGE = re.compile(
+    r"\b(?:i'm|i am|im)\s+(\d+)\b(?!\s*%)"
+    r"(?!\s+(?:minutes?|mins?|hours?|days?|weeks?|months?|steps?|pages?|loaves|grams?|g|percent)\b)"
+)
 _COUNTED = re.compile(r"(?<![\w:/.,'])(\d+|" + "|".join(_NUMBER_WORDS) + r")\s+([a-z]+)\b")
 # Units and the like: "250 degrees" and "250°C" are the same fact written two ways, and a ratio,
 # a time or a measure is checked as a number, not as a count of things.
@@ -212,11 +218,12 @@ def counted_things(text: str) -> set[str]:
     """Each number of ``text`` with the thing it counts: ``"40 loaf"``, ``"2 dog"``.
 
     A number is a fact only with what it counts: "40" in "40% whole rye" does not support "I bake
-    40 loaves". Only a number standing alone before a word counts something; one before a stop
-    word or a unit ("at 8 am", "20 minutes"), inside a ratio or a time ("1:5:5") or glued to a
-    symbol ("250°C") gives nothing, and is checked as a plain number.
+    40 loaves", and a "34" somewhere in the evidence does not support "I'm 34" (``"age 34"``).
+    Only a number standing alone before a word counts something; one before a stop word or a
+    unit ("at 8 am", "20 minutes"), inside a ratio or a time ("1:5:5") or glued to a symbol
+    ("250°C") gives nothing, and is checked as a plain number.
     """
-    out = set()
+    out = {f"age {m.group(1)}" for m in _AGE.finditer(text)}
     for match in _COUNTED.finditer(text):
         number = _NUMBER_WORDS.get(match.group(1), match.group(1))
         following = match.group(2)
@@ -256,8 +263,8 @@ def check_grounding(
         (the creator's partner, pet or starter) says who the claim is about, not what it claims,
         so it does not count towards coverage; a name missing from the evidence makes the claim
         unsupported, and so does a number that counts something else there ("40 loaves" against
-        "40% rye"; see :func:`counted_things`). Otherwise a name missing still counts as
-        missing.
+        "40% rye"; see :func:`counted_things`), and so does a missing life event or household
+        member (:data:`_LIFE_WORDS`). Otherwise a name missing still counts as missing.
     """
     credentials = [m.group(1) for m in _CREDENTIAL.finditer(text)]
     if not credentials and not is_claim(text, subjects):
@@ -273,6 +280,9 @@ def check_grounding(
     uncounted = sorted(c for c in counted_things(text) if c not in vocabulary)
     numbers_missing = any(w.isdigit() for w in missing) or bool(uncounted)
     names_missing = [n for n in names if _stem(n) in missing]
+    # The life events and household members fans ask about are the fact itself ("we got hitched
+    # last summer"): the evidence must say them, however well the rest is covered.
+    life_missing = [w for w in missing if w in _LIFE_WORDS]
     verb_missing = any(v in missing for v in _claim_verbs(text))
     credential_missing = [c for c in credentials if not all(_stem(w) in vocabulary for w in c.split())]
     if credential_missing:
@@ -285,10 +295,23 @@ def check_grounding(
         coverage >= SUPPORT_THRESHOLD
         and not numbers_missing
         and not names_missing
+        and not life_missing
         and not verb_missing
         and not credential_missing
     )
     return Grounding(is_claim=True, supported=supported, coverage=coverage, missing=missing)
+
+
+_LIFE_EVENTS = """
+    pregnant pregnancy expecting trimester baby babies newborn twins kid kids child children son
+    sons daughter daughters toddler stepkids grandkids grandchildren husband wife boyfriend
+    girlfriend fiance fiancee married marry marriage wedding engaged engagement divorced divorce
+    hitched honeymoon adopted adoption widowed
+"""
+
+
+def _life_words() -> frozenset[str]:
+    return frozenset(_stem(w) for w in _LIFE_EVENTS.split())
 
 
 # Irregular past forms folded to their base, so "fed" in a post supports "I feed her" and "ran" in
@@ -352,3 +375,7 @@ def _stem(word: str) -> str:
                 break
             return word[: -len(suffix)] + repl
     return word
+
+
+_LIFE_WORDS = _life_words()
+"""Stems of :data:`_LIFE_EVENTS`: household members and life events a claim must be supported on."""
