@@ -358,3 +358,13 @@ def test_a_life_event_or_an_age_must_be_in_the_evidence_itself() -> None:
     assert check_grounding(
         "leo and i spent last summer baking rye.", vocab, subjects=frozenset({"leo"})
     ).supported
+
+
+def test_the_evidence_may_name_what_a_number_counts_a_few_words_later() -> None:
+    vocab = support_vocabulary(
+        ["I bake in a Brightwell Hearth 30 electric wall oven.", "I bake 2 of my loaves."]
+    )
+    assert check_grounding("i bake in a brightwell hearth 30 wall oven.", vocab).supported
+    assert check_grounding("i bake 2 loaves.", vocab).supported
+    # The claim side looks only at the next word: "30 loaves" is not "30 electric wall oven".
+    assert not check_grounding("i bake 30 loaves in a brightwell oven.", vocab).supported

@@ -202,7 +202,9 @@ _AGE = re.compile(
     r"\b(?:i'm|i am|im)\s+(\d+)\b(?!\s*%)"
     r"(?!\s+(?:minutes?|mins?|hours?|days?|weeks?|months?|steps?|pages?|loaves|grams?|g|percent)\b)"
 )
-_COUNTED = re.compile(r"(?<![\w:/.,'])(\d+|" + "|".join(_NUMBER_WORDS) + r")\s+([a-z]+)\b")
+_COUNTED = re.compile(
+    r"(?<![\w:/.,'])(\d+|" + "|".join(_NUMBER_WORDS) + r")\s+([a-z]+)\b(?:\s+([a-z]+)\b)?(?:\s+([a-z]+)\b)?"
+)
 # Units and the like: "250 degrees" and "250°C" are the same fact written two ways, and a ratio,
 # a time or a measure is checked as a number, not as a count of things.
 _UNITS = frozenset(
@@ -214,7 +216,7 @@ _UNITS = frozenset(
 )
 
 
-def counted_things(text: str) -> set[str]:
+def counted_things(text: str, reach: int = 1) -> set[str]:
     """Each number of ``text`` with the thing it counts: ``"40 loaf"``, ``"2 dog"``.
 
     A number is a fact only with what it counts: "40" in "40% whole rye" does not support "I bake
@@ -222,13 +224,21 @@ def counted_things(text: str) -> set[str]:
     Only a number standing alone before a word counts something; one before a stop word or a
     unit ("at 8 am", "20 minutes"), inside a ratio or a time ("1:5:5") or glued to a symbol
     ("250°C") gives nothing, and is checked as a plain number.
+
+    Args:
+        text: Normalised text.
+        reach: How many words after the number may be what it counts: 1 for a claim, more for
+            the evidence, where a name or an adjective may sit between ("Hearth 30 electric
+            wall oven" supports "a Hearth 30 wall oven").
     """
     out = {f"age {m.group(1)}" for m in _AGE.finditer(text)}
     for match in _COUNTED.finditer(text):
         number = _NUMBER_WORDS.get(match.group(1), match.group(1))
-        following = match.group(2)
-        if number.isdigit() and following not in _STOP and following not in _UNITS:
-            out.add(f"{number} {_stem(following)}")
+        if not number.isdigit() or (reach == 1 and (match.group(2) in _STOP or match.group(2) in _UNITS)):
+            continue
+        for following in [w for w in match.groups()[1 : 1 + reach] if w is not None]:
+            if following not in _STOP and following not in _UNITS:
+                out.add(f"{number} {_stem(following)}")
     return out
 
 
@@ -237,7 +247,7 @@ def support_vocabulary(texts: Iterable[str]) -> frozenset[str]:
     vocab: set[str] = set()
     for text in texts:
         folded = text.casefold()
-        vocab |= content_words(folded) | counted_things(folded)
+        vocab |= content_words(folded) | counted_things(folded, reach=3)
     return frozenset(vocab)
 
 
@@ -258,8 +268,9 @@ def check_grounding(
     Returns:
         The verdict. A claim with any number missing from the evidence is unsupported whatever its
         coverage: numbers are the details a model invents most readily and a fan checks first. So
-        is a claim whose first-person verb the evidence never uses ("I *run* five miles" when the
-        posts only feed the starter): the action is the fact. A name found in the evidence
+        is a claim whose first-person verb, or the first content word after it, the evidence never
+        uses ("I *run* five miles" when the posts only feed the starter, "I ran a *marathon*"):
+        the action and what it acts on are the fact. A name found in the evidence
         (the creator's partner, pet or starter) says who the claim is about, not what it claims,
         so it does not count towards coverage; a name missing from the evidence makes the claim
         unsupported, and so does a number that counts something else there ("40 loaves" against
@@ -283,7 +294,7 @@ def check_grounding(
     # The life events and household members fans ask about are the fact itself ("we got hitched
     # last summer"): the evidence must say them, however well the rest is covered.
     life_missing = [w for w in missing if w in _LIFE_WORDS]
-    verb_missing = any(v in missing for v in _claim_verbs(text))
+    verb_missing = any(v in missing for v in _claim_verbs(text) | _claim_objects(text))
     credential_missing = [c for c in credentials if not all(_stem(w) in vocabulary for w in c.split())]
     if credential_missing:
         missing = tuple(sorted({*missing, *credential_missing}))
@@ -306,7 +317,8 @@ _LIFE_EVENTS = """
     pregnant pregnancy expecting trimester baby babies newborn twins kid kids child children son
     sons daughter daughters toddler stepkids grandkids grandchildren husband wife boyfriend
     girlfriend fiance fiancee married marry marriage wedding engaged engagement divorced divorce
-    hitched honeymoon adopted adoption widowed
+    hitched honeymoon adopted adoption widowed allergic allergy intolerant intolerance celiac
+    coeliac diabetic diabetes illness cancer surgery disabled
 """
 
 
@@ -335,6 +347,21 @@ _IRREGULAR_PAST = {
     "made": "make", "had": "have", "did": "do", "done": "do", "went": "go", "gone": "go",
     "rose": "rise", "risen": "rise",
 }  # fmt: skip
+
+
+def _claim_objects(text: str) -> set[str]:
+    """Stems of the first content word after each fact-stating verb ("I ran a *marathon*")."""
+    objects = set()
+    for match in _FIRST_PERSON_VERB.finditer(text):
+        verb = match.group(1)
+        if verb in _OPINION_VERBS or verb in _STOP or len(verb) < 3:
+            continue
+        for word in _WORD.findall(text[match.end() :])[:3]:
+            word = _NUMBER_WORDS.get(word, word)
+            if word not in _STOP and (len(word) >= 3 or word.isdigit()):
+                objects.add(_stem(word))
+                break
+    return objects
 
 
 def _claim_verbs(text: str) -> set[str]:
