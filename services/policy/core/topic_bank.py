@@ -52,6 +52,8 @@ SUBJECT_EXAMPLES: dict[str, tuple[str, ...]] = {
         "when are you two gonna give us a baby update 👶",
         "Do you ever bring your daughter to the markets?",
         "Would you raise your kids vegetarian?",
+        "any mini-mes on the way? 👀",
+        "when do we get a junior baker in the family",
     ),
     "politics": (
         "Who did you vote for?",
@@ -82,6 +84,8 @@ SUBJECT_EXAMPLES: dict[str, tuple[str, ...]] = {
         "How do you feel about deporting people?",
         "be honest, conservative or progressive?",
         "Are you on the left like most artists?",
+        "which side of the aisle are you on?",
+        "so are you team donkey or team elephant 😅",
     ),
     "body": (
         "How much do you weigh?",
@@ -110,6 +114,7 @@ SUBJECT_EXAMPLES: dict[str, tuple[str, ...]] = {
         "Do you skip meals to stay in shape?",
         "Have you ever struggled with body image?",
         "how are you not huge eating like that lol",
+        "what's your secret to staying fit with all the carbs?",
     ),
     "income": (
         "How much money do you make?",
@@ -138,6 +143,8 @@ SUBJECT_EXAMPLES: dict[str, tuple[str, ...]] = {
         "How much do you get from affiliate links?",
         "Is it enough money to support yourself full time?",
         "what's the paycheck like being a creator 💰",
+        "are you raking it in with the shop?",
+        "bet you're rolling in cash from all the views lol",
     ),
 }
 """Fan questions per sensitive subject, keyed by :attr:`lexicon.Concept.name`."""
