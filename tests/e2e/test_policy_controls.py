@@ -182,6 +182,33 @@ async def test_blocked_topic_matches_a_paraphrase_of_its_examples(suite: Suite) 
     assert ordinary.outcome == conv_pb.REPLY_OUTCOME_ANSWERED
 
 
+async def test_blocked_topic_learned_classifier_catches_what_no_example_is_close_to(suite: Suite) -> None:
+    creator = await _known_creator(suite)
+    money_reply = "I keep money matters private."
+    await _controls(
+        suite,
+        creator_id=creator,
+        blocked_topics=[
+            pol_pb.BlockedTopic(
+                name="money",
+                description="how much money I make",
+                examples=["How much money do you make?", "Are you rich?"],
+                reply=money_reply,
+            )
+        ],
+    )
+    # No keyword, and below the similarity threshold to both examples: the topic's classifier,
+    # trained on the built-in income questions the description triggers, recognises it.
+    _, deltas, end = await _turn(suite, creator, "fan-m", "bet you're doing well financially huh")
+    assert end.outcome == conv_pb.REPLY_OUTCOME_REFUSED
+    assert "".join(deltas) == money_reply
+    [reason] = end.decisions[0].reasons
+    assert (reason.code, reason.topic) == ("blocked_topic", "money")
+    assert "classifier" in reason.detail
+    _, _, ordinary = await _turn(suite, creator, "fan-m", "How much is the starter kit?")
+    assert ordinary.outcome == conv_pb.REPLY_OUTCOME_ANSWERED
+
+
 async def test_check_input_decides_on_the_embedding_it_is_given(suite: Suite) -> None:
     creator = _creator()
     await _controls(
