@@ -157,56 +157,49 @@ async def test_prompt_injection_is_refused_before_anything_is_generated(suite: S
     assert [r.code for r in decision.reasons] == ["prompt_injection"]
 
 
-async def test_blocked_topic_matches_a_paraphrase_of_its_examples(suite: Suite) -> None:
-    creator = await _known_creator(suite)
-    await _controls(
-        suite,
-        creator_id=creator,
-        blocked_topics=[
-            pol_pb.BlockedTopic(
-                name="family",
-                description="my children and where they go to school",
-                examples=["Where do your children go to school?", "Do you have kids?"],
-                reply=FAMILY_REPLY,
-            )
-        ],
-    )
-    # No keyword at all: only the embedding of the message is close to an example.
-    _, deltas, end = await _turn(suite, creator, "fan-s", "Which school do your kids attend?")
-    assert end.outcome == conv_pb.REPLY_OUTCOME_REFUSED
-    assert "".join(deltas) == FAMILY_REPLY
-    [reason] = end.decisions[0].reasons
-    assert (reason.code, reason.topic) == ("blocked_topic", "family")
-    assert "close to an example" in reason.detail
-    _, _, ordinary = await _turn(suite, creator, "fan-s", "What oven do you bake in?")
-    assert ordinary.outcome == conv_pb.REPLY_OUTCOME_ANSWERED
+FAMILY_TOPIC = pol_pb.BlockedTopic(
+    name="family",
+    description="my children and where they go to school",
+    examples=["Where do your children go to school?", "Do you have kids?"],
+    reply=FAMILY_REPLY,
+)
+MONEY_TOPIC = pol_pb.BlockedTopic(
+    name="money",
+    description="how much money I make",
+    examples=["How much money do you make?", "Are you rich?"],
+    reply="I keep money matters private.",
+)
 
 
-async def test_blocked_topic_learned_classifier_catches_what_no_example_is_close_to(suite: Suite) -> None:
+@pytest.mark.parametrize(
+    ("topic", "message", "how", "ordinary"),
+    [
+        # No keyword at all: only the embedding of the message is close to an example.
+        (
+            FAMILY_TOPIC,
+            "Which school do your kids attend?",
+            "close to an example",
+            "What oven do you bake in?",
+        ),
+        # No keyword, and below the similarity threshold to both examples: the topic's classifier,
+        # trained on the built-in income questions its description triggers, recognises it.
+        (MONEY_TOPIC, "bet you're doing well financially huh", "classifier", "How much is the starter kit?"),
+    ],
+    ids=["example-similarity", "learned-classifier"],
+)
+async def test_blocked_topic_by_meaning(
+    suite: Suite, topic: pol_pb.BlockedTopic, message: str, how: str, ordinary: str
+) -> None:
     creator = await _known_creator(suite)
-    money_reply = "I keep money matters private."
-    await _controls(
-        suite,
-        creator_id=creator,
-        blocked_topics=[
-            pol_pb.BlockedTopic(
-                name="money",
-                description="how much money I make",
-                examples=["How much money do you make?", "Are you rich?"],
-                reply=money_reply,
-            )
-        ],
-    )
-    # No keyword, and below the similarity threshold to both examples: the topic's classifier,
-    # trained on the built-in income questions the description triggers, recognises it.
-    _, deltas, end = await _turn(suite, creator, "fan-m", "bet you're doing well financially huh")
+    await _controls(suite, creator_id=creator, blocked_topics=[topic])
+    _, deltas, end = await _turn(suite, creator, "fan-s", message)
     assert end.outcome == conv_pb.REPLY_OUTCOME_REFUSED
-    assert "".join(deltas) == money_reply
+    assert "".join(deltas) == topic.reply
     [reason] = end.decisions[0].reasons
-    assert (reason.code, reason.topic) == ("blocked_topic", "money")
-    assert "classifier" in reason.detail
-    _, _, ordinary = await _turn(suite, creator, "fan-m", "How much is the starter kit?")
-    assert ordinary.outcome == conv_pb.REPLY_OUTCOME_ANSWERED
+    assert (reason.code, reason.topic) == ("blocked_topic", topic.name)
+    assert how in reason.detail
+    _, _, answered = await _turn(suite, creator, "fan-s", ordinary)
+    assert answered.outcome == conv_pb.REPLY_OUTCOME_ANSWERED
 
 
 async def test_check_input_decides_on_the_embedding_it_is_given(suite: Suite) -> None:
