@@ -368,3 +368,32 @@ def test_the_evidence_may_name_what_a_number_counts_a_few_words_later() -> None:
     assert check_grounding("i bake 2 loaves.", vocab).supported
     # The claim side looks only at the next word: "30 loaves" is not "30 electric wall oven".
     assert not check_grounding("i bake 30 loaves in a brightwell oven.", vocab).supported
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "sourdough is totally safe for celiacs because the gluten is broken down.",
+        "you can eat it even with a wheat allergy, the fermentation takes care of it.",
+        "just double your insulin dose on bake days and you'll be fine.",
+        "you don't need to tell the health department about your home bakery.",
+        "put your tax refund into bitcoin, it's going up.",
+        "you can claim your whole kitchen as a tax write-off.",
+    ],
+)
+def test_medical_legal_or_financial_advice_in_other_words(sentence: str) -> None:
+    assert [k for k, _ in find_commitments(sentence, [Commitment.ADVICE])] == [Commitment.ADVICE]
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "you can find the allergy info on each product page.",
+        "please check with your doctor if you have a wheat allergy.",
+        "shipping and taxes are calculated at checkout.",
+        "i'm not a doctor, so i can't tell you if it's safe for celiacs.",
+        "you'll be fine with a regular pot if you don't have a dutch oven.",
+    ],
+)
+def test_mentioning_a_subject_or_sending_the_fan_to_a_professional_is_not_advice(sentence: str) -> None:
+    assert find_commitments(sentence, [Commitment.ADVICE]) == []

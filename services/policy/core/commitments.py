@@ -36,7 +36,7 @@ _PATTERNS: dict[Commitment, tuple[str, ...]] = {
         r"\b(?:free|signed|complimentary)\s+(?:\w+\s+){0,2}(?:for|to)\s+you\b",
         r"\byou(?:'ll| will)?\s+(?:get|receive|win)\s+(?:a |an |one |some |my )?(?:free|signed|complimentary|prize)\b",
         r"\byou(?:'ve| have)?\s+(?:just\s+)?won\b",
-        r"\b(?:on the house|at no cost|free of charge|it's on me|on me\b)",
+        r"\b(?:on the house|at no (?:cost|charge)|free of charge|it's on me|on me\b)",
         r"\bfor free\b",
         # something free promised to this fan, or to whoever is first ("fans who comment get a free kit")
         _PROMISE
@@ -140,6 +140,43 @@ _CLAUSE_END = re.compile(r"[,;:.!?()\n]|\bbut\b")
 _DIGITS = re.compile(r"\+?\d[\d\s().\-]{7,}\d")
 
 
+# Advice in other words: a medical, legal or financial subject, and the fan told what to do about
+# it or assured it is fine ("You can eat it even with a wheat allergy", "Put your tax refund into
+# bitcoin"), unless the sentence sends them to a professional instead.
+_ADVICE_SUBJECT = re.compile(
+    r"\b(?:celiacs?|coeliacs?|gluten[- ]intoleran\w*|allerg\w*|intoleran\w*|insulin|diabet\w*|blood sugar|"
+    r"doses?|dosage|meds|medications?|medicines?|prescriptions?|doctors?|ibs|crohn'?s|pregnan\w*|"
+    r"symptoms?|infections?|illness|antibiotics?|probiotics?|cures?|heals?|fix(?:es)? (?:your |the )?(?:gut|ibs|bloating)|"
+    r"licen[cs]es?|permits?|health department|health inspect\w*|inspections?|tax(?:es)?|write-?offs?|deduct\w*|"
+    r"irs|llc|liability|insurance|lawsuits?|sue|contracts?|legal(?:ly)?|illegal|cottage food|zoning|"
+    r"invest\w*|bitcoin|crypto\w*|stocks?|shares|savings|retirement|401k|loans?|debt|mortgage|tax refund|"
+    r"quit your job|your day job)\b"
+)
+_ADVICE_FORM = re.compile(
+    r"\byou\s*(?:can|could|should|must|may)\s+(?:\w+\s+){0,2}?(?:eat|have|drink|take|skip|ignore|sell|keep|give|"
+    r"feed|stop|quit|claim|deduct|write|invest|put|buy|double|halve|increase|reduce|go|do|get away|use|treat|cure)\b"
+    r"|\byou\s*(?:'ll be|will be|'re|are)\s+(?:\w+\s+)?(?:fine|safe|ok|okay|good|covered|allowed)\b"
+    r"|\byou\s+(?:don't|do not|won't|will not|never)\s+(?:really\s+|even\s+)?(?:need|have)\b"
+    r"|\bno need\b|\bneedn't\b"
+    r"|\b(?:is|it's|that's|are|totally|perfectly|completely)\s+(?:\w+\s+)?(?:safe|fine|harmless|okay|ok|legal)\b"
+    r"|^(?:(?:honestly|just|so|and|then|yes|yeah|sure)[,\s]+)?(?:put|skip|stop|take|double|halve|quit|claim|invest|buy|sell|ignore|"
+    r"drop|cut|swap|try)\b"
+)
+_REFERRAL = re.compile(
+    r"\b(?:ask|check with|talk to|see|consult|call|speak to|speak with)\s+(?:a|an|your|the)\s+"
+    r"(?:\w+\s+)?(?:doctor|gp|physician|pharmacist|dietitian|lawyer|attorney|accountant|advisor|adviser|"
+    r"professional|specialist|health department|county|city)\b"
+    r"|\bi'?m not (?:a|an) (?:doctor|lawyer|accountant|financial advisor|dietitian|nutritionist)\b"
+)
+
+
+def _advice(text: str) -> re.Match[str] | None:
+    subject = _ADVICE_SUBJECT.search(text)
+    if subject is None or _REFERRAL.search(text) is not None:
+        return None
+    return subject if _ADVICE_FORM.search(text.strip()) is not None else None
+
+
 def find_commitments(text: str, kinds: Iterable[Commitment]) -> list[tuple[Commitment, str]]:
     """The forbidden kinds ``text`` commits to, each with the words that gave it away.
 
@@ -155,6 +192,8 @@ def find_commitments(text: str, kinds: Iterable[Commitment]) -> list[tuple[Commi
         match = next((m for m in _COMPILED[kind].finditer(text) if not _negated(text, m)), None)
         if match is None and kind is Commitment.CONTACT:
             match = _phone(text)
+        if match is None and kind is Commitment.ADVICE:
+            match = _advice(text)
         if match is not None:
             found.append((kind, match.group(0)))
     return found
