@@ -12,6 +12,12 @@ same run: the same kind of requests one after another through the plain decode l
 on ``--baseline-requests`` requests. Also prints the compute roofline (2 x params FLOPs per token vs
 a numpy matmul peak measured now) and the fraction reached.
 
+Each round also times the kernels the schedule is made of, in the same minute: one ``--prompt``-token
+prefill call, a 1-row and an N-row decode step at the mean context; with them it prints the most any
+schedule could reach, ``N (P + new s1) / (N P + (new - 1) sN)`` times (a) (every prompt prefilled
+once, then every token of the batch in full N-row steps), and the engine's share of that ceiling.
+The 1-row step also gives the memory bandwidth that weight streaming gets (weights / s1).
+
 This machine's speed swings by 2x and more within minutes (other tenants of the host), so every
 measurement is taken in rounds: ``--repeat K`` runs, for each N, K rounds of (a), the engine and (b)
 back to back, prints each round's ratios (the three measured within a minute of each other) and the
@@ -36,8 +42,11 @@ import argparse
 import statistics
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from bench.genai_baseline import BENCH_PYTHON, MODES, VENV_HELP, GenaiRun, genai_model, measure, missing
 from bench.inference_common import (
@@ -51,6 +60,7 @@ from bench.inference_common import (
 from services.inference.core.engine import EngineConfig, GenerationEngine
 from services.inference.core.generator import DecoderModel, GenerationEvent
 from services.inference.core.gqa_graph import ATTENTION_KIND
+from services.inference.core.runner import BlockPool, SlotRunner
 from services.inference.core.sampling import SamplingParams
 
 
@@ -85,6 +95,51 @@ def run_engine(model: DecoderModel, n: int, prompt_len: int, new: int) -> tuple[
     engine.stop()
     assert sum(counts) == n * new, counts
     return n * new / elapsed, sum(firsts) / len(firsts), first
+
+
+@dataclass(frozen=True)
+class Kernels:
+    """Median times of the model calls a schedule is made of, measured now."""
+
+    prefill: float
+    """One ``prompt``-token prefill call (s)."""
+    step1: float
+    """A 1-row decode step at the mean context (s)."""
+    step_n: float
+    """An N-row decode step at the mean context (s)."""
+
+    def ceiling(self, n: int, new: int) -> float:
+        """Most a schedule of these calls could gain over the plain loop's ``n`` requests."""
+        plain = n * (self.prefill + new * self.step1)
+        return plain / (n * self.prefill + (new - 1) * self.step_n)
+
+
+def time_kernels(model: DecoderModel, n: int, prompt_len: int, new: int, repeats: int = 5) -> Kernels:
+    """Time a prefill and 1-row / N-row decode steps on the engine's own runner and buffers."""
+    runner = SlotRunner(model.session, model.config, model.kv_dtype, n, prompt_len + new + 1)
+    ids = np.array(prompts(1, prompt_len, seed=7), dtype=np.int64)
+    context = prompt_len + new // 2
+    # Real data in every row up to the context, copied in as cached blocks are: untouched zero pages
+    # would make the attention reads look free.
+    blocks = min(-(-(context + 1) // 16), runner.max_seq_len // 16)
+    pool = BlockPool(model.config, blocks, 16, model.kv_dtype)
+    pool.data[:] = np.random.default_rng(0).standard_normal(pool.data.shape).astype(model.kv_dtype)
+    for row in range(n):
+        runner.load_blocks(row, pool, list(range(blocks)))
+
+    def median_time(call: Callable[[], object], count: int) -> float:
+        times = []
+        for _ in range(count):
+            start = time.perf_counter()
+            call()
+            times.append(time.perf_counter() - start)
+        return statistics.median(times)
+
+    prefill = median_time(lambda: runner.run(0, ids, [prompt_len - 1]), 3)
+    tokens = np.full((n, 1), 100, dtype=np.int64)
+    step1 = median_time(lambda: runner.run(0, tokens[:1], [context]), repeats)
+    step_n = median_time(lambda: runner.run(0, tokens, [context] * n), repeats)
+    return Kernels(prefill, step1, step_n)
 
 
 def run_plain(model: DecoderModel, requests: int, prompt_len: int, new: int) -> float:
@@ -168,6 +223,7 @@ def main() -> None:
     if genai_skipped is not None:
         print(f"(b) onnxruntime-genai NOT RUN ({genai_skipped}); create the bench venv with: {VENV_HELP}")
     run_engine(gqa, 1, args.prompt, 2)  # warm-up (genai's driver warms up the same way)
+    weight_bytes = 4 * param_count()  # fp32, every weight streamed once per step
     results: dict[int, float] = {}
     plains: list[float] = []
     table = []
@@ -176,9 +232,15 @@ def main() -> None:
         for k in range(args.repeat):
             plain = run_plain(standard, args.baseline_requests, args.prompt, args.new)
             rate, ttft, ours = run_engine(gqa, n, args.prompt, args.new)
+            kernels = time_kernels(gqa, n, args.prompt, args.new)
+            ceiling = kernels.ceiling(n, args.new)
             line = (
                 f"engine, {n:2d} streams, round {k + 1}/{args.repeat}: {rate:7.1f} new tok/s aggregate; "
-                f"(a) plain loop {plain:5.1f} -> {rate / plain:5.2f}x (a)"
+                f"(a) plain loop {plain:5.1f} -> {rate / plain:5.2f}x (a); kernels now: prefill "
+                f"{kernels.prefill * 1e3:.0f} ms, step 1 row {kernels.step1 * 1e3:.1f} ms "
+                f"({weight_bytes / kernels.step1 / 1e9:.1f} GB/s of weights), {n} rows "
+                f"{kernels.step_n * 1e3:.1f} ms -> any schedule <= {ceiling:.2f}x (a), engine at "
+                f"{rate / plain / ceiling:.0%} of it"
             )
             best: GenaiRun | None = None
             if genai_skipped is None:
