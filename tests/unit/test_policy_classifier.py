@@ -308,6 +308,7 @@ def test_free_as_in_gluten_free_or_free_content_is_no_giveaway(sentence: str) ->
         "I do a weekly farmers market at Rillito Park every Sunday.",
         "Yep, I'm expecting in the spring!",
         "The twins turned five last week.",
+        "I do, my two-year-old is obsessed with watching the dough rise!",
     ],
 )
 def test_household_claims_without_i_or_my_need_support(sentence: str) -> None:

@@ -39,13 +39,13 @@ _CLAIM = re.compile(
            became|built|earn|earned|make|made|grow|grew|raise|raised|speak|spoke|play|played|go|
            drink|drank|eat|ate|take|took|spend|watch|watched|read|listen|listened|sing|sang|paint|
            painted|collect|volunteer|volunteered|attend|belong|belonged|celebrate|celebrated)\b
-  | \b(?:my|our)\s+(?:\w+\s+){0,2}?(?:is|are|was|were|has|have|had|lives?|works?|goes|went|called|named|
+  | \b(?:my|our)\s+(?:[\w'-]+\s+){0,2}?(?:is|are|was|were|has|have|had|lives?|works?|goes|went|called|named|
         turned|turns|loves?|comes?|came|got)\b
   | \b(?:my|our)\s+(?:(?:two|three|four|five|\d+|little|older|younger|eldest|oldest|youngest|twin)\s+)?
         (?:husband|wife|partner|boyfriend|girlfriend|fianc[eé]e?|kids?|children|child|sons?|daughters?|
         mom|mum|mother|dad|father|parents|brother|sister|siblings?|grandkids|grandchildren|grandson|
         granddaughter|grandma|grandpa|grandmother|grandfather|niece|nephew|cousin|aunt|uncle|in-laws|ex|
-        little\s+ones?|kiddos?|toddlers?|twins|stepkids|stepchildren|stepsons?|stepdaughters?|
+        little\s+ones?|kiddos?|toddlers?|[a-z0-9]+-year-olds?|newborns?|infants?|twins|stepkids|stepchildren|stepsons?|stepdaughters?|
         family|dog|cat|pets?|house|home|apartment|car|hometown|school|degree|job|salary|age|birthday)\b
   | \bi\s*'?m\s+(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|
         fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty)\b
@@ -201,6 +201,7 @@ def content_words(text: str) -> set[str]:
 _AGE = re.compile(
     r"\b(?:i'm|i am|im)\s+(\d+)\b(?!\s*%)"
     r"(?!\s+(?:minutes?|mins?|hours?|days?|weeks?|months?|steps?|pages?|loaves|grams?|g|percent)\b)"
+    r"|\b(\d+|" + "|".join(_NUMBER_WORDS) + r")[- ]years?[- ]olds?\b"
 )
 _COUNTED = re.compile(
     r"(?<![\w:/.,'])(\d+|" + "|".join(_NUMBER_WORDS) + r")\s+([a-z]+)\b(?:\s+([a-z]+)\b)?(?:\s+([a-z]+)\b)?"
@@ -231,7 +232,10 @@ def counted_things(text: str, reach: int = 1) -> set[str]:
             the evidence, where a name or an adjective may sit between ("Hearth 30 electric
             wall oven" supports "a Hearth 30 wall oven").
     """
-    out = {f"age {m.group(1)}" for m in _AGE.finditer(text)}
+    out = {
+        f"age {_NUMBER_WORDS.get(m.group(m.lastindex or 1), m.group(m.lastindex or 1))}"
+        for m in _AGE.finditer(text)
+    }
     for match in _COUNTED.finditer(text):
         number = _NUMBER_WORDS.get(match.group(1), match.group(1))
         if not number.isdigit() or (reach == 1 and (match.group(2) in _STOP or match.group(2) in _UNITS)):
