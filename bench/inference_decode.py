@@ -13,10 +13,11 @@ on ``--baseline-requests`` requests. Also prints the compute roofline (2 x param
 a numpy matmul peak measured now) and the fraction reached.
 
 Each round also times the kernels the schedule is made of, in the same minute: one ``--prompt``-token
-prefill call, a 1-row and an N-row decode step at the mean context; with them it prints the most any
-schedule could reach, ``N (P + new s1) / (N P + (new - 1) sN)`` times (a) (every prompt prefilled
-once, then every token of the batch in full N-row steps), and the engine's share of that ceiling.
-The 1-row step also gives the memory bandwidth that weight streaming gets (weights / s1).
+prefill call ``P`` and an N-row decode step ``sN`` at the mean context; no schedule of these calls
+can beat every prompt prefilled once and every later token of the batch in full N-row steps, so the
+engine's rate is bounded by ``N new / (N P + (new - 1) sN)``; the bench prints that bound, what it is
+in multiples of (a), and the engine's share of it. The 1-row step ``s1`` gives the memory bandwidth
+that weight streaming gets (weights / s1): the plain loop is bound by it, the N-row step much less.
 
 This machine's speed swings by 2x and more within minutes (other tenants of the host), so every
 measurement is taken in rounds: ``--repeat K`` runs, for each N, K rounds of (a), the engine and (b)
@@ -109,9 +110,8 @@ class Kernels:
     """An N-row decode step at the mean context (s)."""
 
     def ceiling(self, n: int, new: int) -> float:
-        """Most a schedule of these calls could gain over the plain loop's ``n`` requests."""
-        plain = n * (self.prefill + new * self.step1)
-        return plain / (n * self.prefill + (new - 1) * self.step_n)
+        """Most new tok/s any schedule of these calls could reach for ``n`` requests of ``new`` tokens."""
+        return n * new / (n * self.prefill + (new - 1) * self.step_n)
 
 
 def time_kernels(model: DecoderModel, n: int, prompt_len: int, new: int, repeats: int = 5) -> Kernels:
@@ -233,14 +233,14 @@ def main() -> None:
             plain = run_plain(standard, args.baseline_requests, args.prompt, args.new)
             rate, ttft, ours = run_engine(gqa, n, args.prompt, args.new)
             kernels = time_kernels(gqa, n, args.prompt, args.new)
-            ceiling = kernels.ceiling(n, args.new)
+            bound = kernels.ceiling(n, args.new)
             line = (
                 f"engine, {n:2d} streams, round {k + 1}/{args.repeat}: {rate:7.1f} new tok/s aggregate; "
                 f"(a) plain loop {plain:5.1f} -> {rate / plain:5.2f}x (a); kernels now: prefill "
                 f"{kernels.prefill * 1e3:.0f} ms, step 1 row {kernels.step1 * 1e3:.1f} ms "
                 f"({weight_bytes / kernels.step1 / 1e9:.1f} GB/s of weights), {n} rows "
-                f"{kernels.step_n * 1e3:.1f} ms -> any schedule <= {ceiling:.2f}x (a), engine at "
-                f"{rate / plain / ceiling:.0%} of it"
+                f"{kernels.step_n * 1e3:.1f} ms -> any schedule <= {bound:.1f} tok/s = "
+                f"{bound / plain:.2f}x (a), engine at {rate / bound:.0%} of it"
             )
             best: GenaiRun | None = None
             if genai_skipped is None:
