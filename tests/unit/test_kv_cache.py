@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import random
+import threading
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -119,3 +122,37 @@ def test_invariants_over_random_operations(ops: list[tuple[str, list[int]]], num
         stats = cache.stats()
         assert stats.used_blocks == len(cached)
         assert stats.pinned_blocks == len({b for ids, _ in pins for b in ids})
+
+
+def test_stats_can_be_read_from_another_thread_while_the_cache_changes() -> None:
+    """Metrics read stats() off the engine thread; it must never walk structures being mutated."""
+    cache = PrefixCache(num_blocks=64, block_size=2)
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def read() -> None:
+        try:
+            while not done.is_set():
+                stats = cache.stats()
+                assert 0 <= stats.pinned_blocks <= stats.used_blocks <= 64
+        except BaseException as exc:  # reported below, on the test's thread
+            errors.append(exc)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    rng = random.Random(0)
+    pins: list[tuple[int, ...]] = []
+    try:
+        for _ in range(20_000):
+            tokens = [rng.randrange(6) for _ in range(rng.randrange(2, 40))]
+            cache.insert(tokens)
+            match = cache.match(tokens)
+            cache.lock(match.block_ids)
+            pins.append(match.block_ids)
+            if len(pins) > 4:
+                cache.unlock(pins.pop(0))
+    finally:
+        done.set()
+        reader.join()
+    assert not errors, errors[0]
+    assert cache.stats().pinned_blocks == len({b for ids in pins for b in ids})

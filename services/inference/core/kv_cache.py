@@ -95,6 +95,10 @@ class PrefixCache:
         self._heap: list[tuple[int, int]] = []  # (last_access, block_id), stale entries skipped
         self._clock = 0
         self._lookups = self._hits = self._hit_tokens = self._queried = self._evictions = 0
+        # Kept as a count rather than summed over the nodes in stats(): metrics read stats() from
+        # another thread while the engine thread grows and shrinks the node dict (iterating it there
+        # raised "dictionary changed size during iteration" under load).
+        self._pinned = 0
 
     # -- queries ----------------------------------------------------------------------------------
 
@@ -127,7 +131,7 @@ class PrefixCache:
         return PrefixMatch(tuple(n.block_id for n in chain), num_tokens)
 
     def stats(self) -> CacheStats:
-        """Counters and occupancy."""
+        """Counters and occupancy (safe to call from any thread: it reads counters, walks nothing)."""
         return CacheStats(
             lookups=self._lookups,
             hits=self._hits,
@@ -137,7 +141,7 @@ class PrefixCache:
             evictions=self._evictions,
             num_blocks=self.num_blocks,
             used_blocks=len(self._nodes),
-            pinned_blocks=sum(1 for n in self._nodes.values() if n.refs > 0),
+            pinned_blocks=self._pinned,
         )
 
     def refs(self, block_id: int) -> int:
@@ -154,7 +158,7 @@ class PrefixCache:
     def lock(self, block_ids: Sequence[int]) -> None:
         """Pin blocks (a running request was served from them) so they are not evicted."""
         for b in block_ids:
-            self._nodes[b].refs += 1
+            self._pin(self._nodes[b])
 
     def unlock(self, block_ids: Sequence[int]) -> None:
         """Release pins taken by :meth:`lock`; unpinned leaves become evictable.
@@ -166,7 +170,7 @@ class PrefixCache:
             node = self._nodes[b]
             if node.refs <= 0:
                 raise ValueError(f"block {b} is not locked")
-            node.refs -= 1
+            self._unpin(node)
             self._maybe_evictable(node)
 
     def insert(self, tokens: Sequence[int]) -> list[tuple[int, int]]:
@@ -193,10 +197,10 @@ class PrefixCache:
             if child is None:
                 # Pin the path while allocating so eviction cannot take a block we are extending.
                 for n in path:
-                    n.refs += 1
+                    self._pin(n)
                 block_id = self._allocate()
                 for n in path:
-                    n.refs -= 1
+                    self._unpin(n)
                 if block_id is None:
                     break
                 child = _Node(block_id=block_id, parent=node, key=key)
@@ -218,6 +222,16 @@ class PrefixCache:
         return count
 
     # -- internals --------------------------------------------------------------------------------
+
+    def _pin(self, node: _Node) -> None:
+        node.refs += 1
+        if node.refs == 1:
+            self._pinned += 1
+
+    def _unpin(self, node: _Node) -> None:
+        node.refs -= 1
+        if node.refs == 0:
+            self._pinned -= 1
 
     def _touch(self, chain: Sequence[_Node]) -> None:
         self._clock += 1
