@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from services.inference import build_model
 from services.inference.core.generator import (
+    AvatarModelInfo,
     DecoderModel,
     GenerationEvent,
     PromptTooLongError,
@@ -239,6 +240,23 @@ def test_sample_batch_rows_are_independent() -> None:
     alone = [sample_next(logits[b], [], params[b], make_rng(params[b])) for b in range(3)]
     assert batch.tolist() == alone
     assert batch[1] == int(np.argmax(logits[1]))
+
+
+def test_an_fp32_serving_graph_is_not_offered_cuda() -> None:
+    """CUDA's GroupQueryAttention is fp16/bf16 only: an fp32 serving graph runs on the CPU."""
+    both = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+
+    def info(dtype: str, attention: str) -> AvatarModelInfo:
+        return AvatarModelInfo(random_weights=True, format_version=1, dtype=dtype, attention=attention)
+
+    fp32 = info("fp32", "group_query_attention")
+    fp16 = info("fp16", "group_query_attention")
+    plain = info("fp32", "standard")
+    assert default_providers(fp32, both) == ["CPUExecutionProvider"]
+    assert default_providers(fp16, both) == both
+    assert default_providers(plain, both) == both
+    assert default_providers(None, both) == both
+    assert default_providers(fp16, ["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
 
 
 def full_sort_candidates(scaled: np.ndarray, top_k: int, top_p: float) -> tuple[np.ndarray, np.ndarray]:

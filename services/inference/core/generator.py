@@ -8,6 +8,7 @@ batching engine builds on :meth:`DecoderModel.forward` and the same sampling/sto
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,8 @@ from services.inference.core.llama_graph import MODEL_FILE, past_input_names, pr
 from services.inference.core.runner import SlotRunner, prefer_gemm_attention
 from services.inference.core.sampling import SamplingParams, make_rng, sample_next
 from services.inference.core.tokenizer import ChatTokenizer, IncrementalDetokenizer
+
+log = logging.getLogger(__name__)
 
 FinishReason = Literal["stop", "length", "cancelled"]
 """Why generation ended: EOS/stop token/stop string, max_tokens or context full, or the caller gave up."""
@@ -82,11 +85,22 @@ class AvatarModelInfo:
         )
 
 
-def default_providers() -> list[str]:
-    """CUDA first when this onnxruntime build has it, CPU always as the fallback."""
-    available = ort.get_available_providers()
-    providers = ["CUDAExecutionProvider"] if "CUDAExecutionProvider" in available else []
-    return [*providers, "CPUExecutionProvider"]
+def default_providers(
+    info: AvatarModelInfo | None = None, available: Sequence[str] | None = None
+) -> list[str]:
+    """CUDA first when this onnxruntime build has it and the model can run there; CPU always.
+
+    onnxruntime's CUDA GroupQueryAttention has fp16/bf16 kernels only. Offered CUDA, an fp32 serving
+    graph would get its attention placed on the CPU and everything else on the GPU, with copies in
+    between, so the in-place KV buffers the engine binds on the device would no longer be the ones
+    the op writes: such a model runs on the CPU (build it with ``--dtype fp16`` to use the GPU).
+    """
+    available = ort.get_available_providers() if available is None else available
+    cuda = "CUDAExecutionProvider" in available
+    if cuda and info is not None and info.attention == GQA_ATTENTION and info.dtype == "fp32":
+        log.warning("fp32 GroupQueryAttention graph: running on the CPU (CUDA needs an fp16 build)")
+        cuda = False
+    return [*(["CUDAExecutionProvider"] if cuda else []), "CPUExecutionProvider"]
 
 
 class DecoderModel:
@@ -126,7 +140,7 @@ class DecoderModel:
         self.session = ort.InferenceSession(
             str(self.model_dir / MODEL_FILE),
             sess_options=options,
-            providers=list(providers) if providers is not None else default_providers(),
+            providers=list(providers) if providers is not None else default_providers(self.info),
         )
         """The onnxruntime session."""
         self._past_names = past_input_names(self.config)
