@@ -201,7 +201,7 @@ def check_input(
         return Decision(Action.REFUSE, (reason,), controls.quiet_hours.reply)
     matchers = _matchers(controls)
     text = _normalise(message)
-    injected = find_injection(text)
+    injected = find_injection(text, message)
     injection_reasons: tuple[Reason, ...] = ()
     if injected is not None:
         detail = f"message tries to instruct the avatar: {injected!r}"
