@@ -583,6 +583,12 @@ _MAYA = dataclasses.replace(BASE, blocked_topics=_MAYA_TOPICS)
         ("How much does YouTube pay you per video?", "income"),
         ("Did you take a big pay cut when you quit the lab?", "income"),
         ("whats ur yearly take home", "income"),
+        # the same subjects in other languages
+        ("¿Estás embarazada? 🥺", "family"),
+        ("Tu as des enfants ?", "family"),
+        ("Qu'est-ce que tu penses du gouvernement ?", "politics"),
+        ("Wie viel verdienst du im Monat?", "income"),
+        ("How will the tariff fight hit flour prices?", "politics"),
     ],
 )
 def test_everyday_words_of_a_blocked_subject_match(message: str, topic: str) -> None:
@@ -600,6 +606,9 @@ def test_everyday_words_of_a_blocked_subject_match(message: str, topic: str) -> 
         "My oven's back wall gets really hot, any tips?",
         "Is this a good bread for a party?",
         "Is your starter a good trump card for flavour?",
+        "Should I be kinder to my starter in winter?",
+        "¿Cuál es tu harina favorita para el pan?",
+        "Quelle est la température de ton four ?",
     ],
 )
 def test_baking_talk_near_those_words_passes(message: str) -> None:

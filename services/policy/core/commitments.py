@@ -4,6 +4,12 @@ Each kind is a small set of regexes over normalised (NFKC, case-folded) reply te
 the *promise* or the *hand-over*, not for the subject: "my sourdough costs $8 at the market" is a
 fact about the creator's shop, "I'll send you $8" is a commitment. Patterns were tuned against
 ``eval/policy_set.jsonl``; a miss there is a bug to fix here.
+
+Some kinds are caught as whole families rather than wordings: any payment taken outside the shop
+(a payment app told what to do, a handle or $cashtag to pay, a price agreed or negotiated), being
+at the fan's event, any postal address, any advice to start, stop or swap a medication (named by
+kind or by the endings drug names share), and a condition diagnosed as the fan's or a remedy
+told to take for it.
 """
 
 # Regex tables: one alternative per line reads better than a pattern split mid-word.
@@ -62,6 +68,15 @@ _PATTERNS: dict[Commitment, tuple[str, ...]] = {
         r"\b(?:use|enter|apply|try)\s+(?:the\s+|my\s+|our\s+|this\s+)?(?:promo\s+|discount\s+|coupon\s+|secret\s+)?code\s+\w",
         r"(?:\b\d+\s?%|\b\d+\s?percent|\bhalf|[$€£]\s?\d+|\b\d+\s*(?:dollars|bucks|euros))\s+off\b",
         r"\b(?:at|for)\s+half\s+(?:the\s+)?price\b",
+        # a payment taken outside the shop: a payment app told what to do, or a handle to pay
+        r"\b(?:venmo|paypal|zelle|cash\s?app|cashapp|revolut)\b(?:\s+[\w$@.-]+){0,3}?\s+(?:[$€£]\s?\d|\d+\s*(?:dollars|bucks|euros|usd)\b|(?:it\s+|that\s+|them\s+)?to\s+[@$]?[a-z]|me\b|us\b)",
+        r"\b(?:send|pay|transfer|tip|wire)\s+(?:it|that|them|the\s+(?:money|payment|\$?\d+\w*)|me|us)?\s*(?:to|at|on)\s+[@$][a-z][\w.-]{2,}",
+        r"(?<![\w$])\$[a-z][\w-]{2,}\b",  # a Cash App $cashtag
+        # a price agreed or negotiated: "Deal, $200 works for me", "I can do it for $150"
+        r"(?:[$€£]\s?\d+|\b\d+\s*(?:dollars|bucks|euros|usd)\b)[^.!?]{0,60}?\b(?:works for (?:me|us)|sounds (?:good|great|fair|perfect|fine)|is fine|is a deal|it's a deal|you've got a deal)\b",
+        r"^(?:(?:ok(?:ay)?|sure|yes|yeah|alright|fine)[,!\s]+)?deal\b(?!\s+(?:with|of|breaker))",
+        r"\b(?:it's|it is|that's|that is|you(?:'ve)? got)\s+(?:yourself\s+)?a\s+deal\b",
+        r"\b(?:i|we)\s*(?:can|could|'ll|will|would|'d)\s+(?:\w+\s+)?(?:do|take|accept|go with|settle for|make it|charge|charge you)\s+(?:it\s+|that\s+|them\s+|you\s+)?(?:for\s+)?(?:just\s+|only\s+)?(?:[$€£]\s?\d|\d+\s*(?:dollars|bucks|euros|usd)\b)",
         # a paid service quoted as a deal: "I'll do a private lesson for your team for $200"
         _PROMISE
         + r"\s+(?:\w+\s+){0,2}?(?:do|give|teach|run|host|hold|offer|make|bake|cater|coach|record|film|"
@@ -79,6 +94,11 @@ _PATTERNS: dict[Commitment, tuple[str, ...]] = {
         + _GAP
         + r"(?:stop|swing|drop|come)\s+(?:by|over to)\s+(?:your)\s+(?:house|place|home|apartment|flat|kitchen|bakery|shop|office)\b",
         r"\bsee you (?:there|at|on|tomorrow|tonight|saturday|sunday|friday)\b",
+        # attending the fan's event or being somewhere for them: "I'll be there on the 14th"
+        _PROMISE
+        + r"\s+(?:\w+\s+)?(?:be there|be at your|make it to your|attend your|come to your|come along|come celebrate|show up (?:at|to|for) your|join you|celebrate with you|drop in on you|pop (?:in|by|over))\b",
+        _PROMISE + r"\s+(?:\w+\s+)?come(?=\s*(?:[.!,]|$))",
+        r"\b(?:count me in|wouldn't miss it|would not miss it)\b",
         # a private session promised to this fan: "I'll do a one-hour private Zoom lesson for you"
         _PROMISE
         + _GAP
@@ -92,6 +112,13 @@ _PATTERNS: dict[Commitment, tuple[str, ...]] = {
         r"\b(?:text|call|dm|message|email|e-mail|reach|add|ping)\s+me\s+(?:at|on|via|privately|directly)\b",
         r"\bdm me\b",
         r"\b(?:i|we)\s+live\s+(?:at|on)\s+\d",
+        # a postal address: a house number, a street name and its kind, or a state and ZIP code
+        r"\b\d{1,6}\s+(?:[nsew]\.?\s+)?(?:(?!(?:minutes?|mins?|hours?|hrs?|miles?|km|kilomet(?:er|re)s?|blocks?|steps?|seconds?|"
+        r"the|a|an|for|to|of|on|in|at|down|up|my|your|our|this|that|and|or|with|from|by|per|each)\b)[a-z0-9'.-]+\s+){1,3}"
+        r"(?:(?:street|avenue|boulevard|road|lane|parkway|highway|terrace|drive)\b|(?:st|ave|blvd|rd|ln|pkwy|hwy)\b\.?(?=\s*(?:[,;]|$|\s+(?:apt|unit|suite|ste|#))|\.\s*$))",
+        r"\b(?:p\.?\s?o\.?\s+box|po box|post office box)\s+\d+",
+        r",\s*(?:az|ca|tx|ny|fl|wa|or|nv|nm|co|ut|il|ma|pa|nj|ga|nc|va|oh|mi|mn|wi|mo|tn|in|md|ky|la|al|sc|ok|ct|ia|ks|ar|ms|ne|id|hi|nh|me|ri|mt|de|sd|nd|ak|vt|wv|dc)\.?\s+\d{5}(?:-\d{4})?\b",
+        r"\b(?:mail|send|ship|post|deliver|bring|drop)\s+(?:it|them|that|this|the\s+\w+|your\s+\w+)\s+(?:off\s+)?(?:to|at)\s+\d+\s+[a-z]",
     ),
     Commitment.ADVICE: (
         r"\byou should\s+(?:\w+\s+){0,2}(?:take|stop taking|start taking|increase|reduce|double|skip)\s+(?:\w+\s+){0,3}(?:mg|dose|dosage|meds|medications?|medicine|pills?|antibiotics?|insulin|ibuprofen|supplements?|antidepressants?|tylenol|aspirin)\b",
@@ -170,9 +197,62 @@ _REFERRAL = re.compile(
 )
 
 
+# A medication by kind or by the endings drug names share (metformin, lisinopril, atorvastatin,
+# omeprazole, sertraline, levothyroxine...): any advice to start, stop, swap or change one is
+# medical advice, whatever the drug.
+_MEDICATION = (
+    r"(?:meds|medications?|medicines?|pills?|prescriptions?|insulin|inhalers?|antidepressants?|antibiotics?|"
+    r"birth control|statins?|blood thinners?|steroids?|epi-?pens?|thyroid (?:meds|pills)|"
+    r"[a-z]{3,}(?:formin|pril|sartan|olol|statin|prazole|azole|cillin|mycin|cycline|tidine|dipine|zepam|zolam|"
+    r"oxetine|traline|triptan|thyroxine|glutide|gliptin|gliflozin|lukast|profen|codone|xaban|parin|farin|"
+    r"sone|olone|mab|vir))"
+)
+_MEDICATION_CHANGE = re.compile(
+    r"\b(?:stop|quit|skip|drop|ditch|swap|switch|replace|cut out|come off|go off|get off|halve|double|lower|"
+    r"reduce|increase|taper|pause|start|begin|give up)\s+(?:taking\s+|using\s+|on\s+)?(?:the\s+|your\s+|all\s+|"
+    r"some\s+|those\s+|that\s+)?(?:\w+\s+)?" + _MEDICATION + r"\b"
+    r"|\b(?:instead of|rather than|in place of|replace)\s+(?:taking\s+)?(?:the\s+|your\s+)?(?:\w+\s+)?"
+    + _MEDICATION
+    + r"\b"
+    r"|\b(?:you\s+)?(?:don't|do not|won't|will not|no longer)\s+need\s+(?:the\s+|your\s+|any\s+)?(?:\w+\s+)?"
+    + _MEDICATION
+    + r"\b"
+    r"|\b" + _MEDICATION + r"\s+(?:isn't|is not|aren't|are not)\s+(?:really\s+)?(?:needed|necessary)\b"
+)
+# A condition named as the fan's ("that sounds like IBS", "you probably have a gluten intolerance"):
+# diagnosing a fan is medical advice, and so is the treatment that usually follows it.
+_CONDITION = (
+    r"(?:ibs|sibo|gerd|reflux|celiac|coeliac|crohn'?s|colitis|candida|leaky gut|diabetes|prediabetes|anemia|"
+    r"anaemia|hypothyroidism|hyperthyroidism|(?:a |an )?(?:gluten |lactose |wheat |fructose |histamine |fodmap )?"
+    r"(?:intolerance|sensitivity|allergy)|(?:an? )?(?:\w+ )?(?:infection|deficiency|disorder|syndrome|disease)|"
+    r"[a-z]{3,}(?:itis|osis|emia|algia))"
+)
+_DIAGNOSIS = re.compile(
+    r"\b(?:(?:that|this|it)\s+(?:sounds|seems|looks)|(?:sounds|seems|looks))\s+(?:a lot\s+|exactly\s+)?like\s+"
+    r"(?:you(?:'ve got|\s+have|\s+might have)\s+)?(?:a |an )?" + _CONDITION + r"\b"
+    r"|\b(?:that's|that is|it's|it is)\s+(?:probably|likely|definitely|almost certainly|most likely)\s+(?:a |an )?"
+    + _CONDITION
+    + r"\b"
+    r"|\byou\s+(?:probably|likely|might|may|definitely)\s+have\s+(?:a |an )?" + _CONDITION + r"\b"
+)
+# What to take for it: a supplement, a remedy or a dose told to the fan.
+_TREATMENT = re.compile(
+    r"(?:^|[,;:]\s*|\b(?:so|and|then|just)\s+|\byou\s+(?:should|could|can|need to|must)\s+)"
+    r"(?:take|try|start|use|get)\s+(?:\w+\s+){0,3}?(?:probiotics?|prebiotics?|supplements?|capsules?|tablets?|"
+    r"pills?|lactase|vitamins?|peppermint oil|oil capsules|"
+    r"antacids?|antihistamines?|ibuprofen|tylenol|aspirin|" + _MEDICATION + r")\b"
+)
+
+
 def _advice(text: str) -> re.Match[str] | None:
+    if _REFERRAL.search(text) is not None:
+        return None
+    for rule in (_MEDICATION_CHANGE, _DIAGNOSIS, _TREATMENT):
+        match = next((m for m in rule.finditer(text) if not _negated(text, m)), None)
+        if match is not None:
+            return match
     subject = _ADVICE_SUBJECT.search(text)
-    if subject is None or _REFERRAL.search(text) is not None:
+    if subject is None:
         return None
     return subject if _ADVICE_FORM.search(text.strip()) is not None else None
 

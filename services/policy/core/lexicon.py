@@ -12,6 +12,13 @@ Terms are chosen to be unambiguous in a creator's ordinary conversation: "tax" (
 "ice" (an ice bath), "trump" (a trump card), "the wall" (of an oven), "take home" (a loaf from a
 class) or "how much do you make" (loaves per batch) are left out; the phrases around them ("are you
 expecting", "ice raids", "trump supporter", "border wall", "take-home pay") are not.
+
+Each subject also lists the same everyday words in Spanish, Portuguese, French, German and
+Italian ("hijos", "enceinte", "elecciones", "sueldo"): the message embedding (MiniLM) is
+English-centric and places a question in another language poorly, so the words are what catch
+it. Words that are also common English or baking words ("kinder", "peso", "regime", "kilos",
+"bebé" for a starter, German "Gehalt" for a content) are only listed inside phrases ("hast du
+kinder") or left out.
 """
 
 from __future__ import annotations
@@ -49,7 +56,13 @@ CONCEPTS = (
                "expecting a baby", "having a baby", "pregnancy", "pregnant", "are you expecting",
                "you expecting", "baby bump", "little bump", "your bump", "the bump", "ur bump", "trimester",
                "morning sickness",
-               "baby shower", "gender reveal", "maternity", "paternity leave"),
+               "baby shower", "gender reveal", "maternity", "paternity leave",
+               # the same questions in the languages fans most often write in besides English
+               # (MiniLM reads them poorly): Spanish, Portuguese, French, German, Italian
+               "hijos", "hijas", "niños", "ninos", "embarazada", "embarazo", "maternidad",
+               "filhos", "filhas", "grávida", "gravida", "gravidez", "enfants", "enceinte", "grossesse",
+               "hast du kinder", "haben sie kinder", "deine kinder", "ihre kinder", "schwanger",
+               "schwangerschaft", "figli", "figlie", "bambini", "incinta", "gravidanza"),
     ),
     Concept(
         name="politics",
@@ -70,7 +83,14 @@ CONCEPTS = (
                "immigration", "immigrants", "illegal immigrants", "deportation", "deportations",
                "deport", "border wall", "border patrol", "border security", "ice raids", "asylum seekers",
                "refugees", "abortion", "pro-life", "pro-choice", "gun control", "second amendment",
-               "gun rights"),
+               "gun rights", "tariff", "tariffs", "trade war", "the administration", "this administration",
+               "executive order",
+               # other languages, as for family
+               "política", "politica", "político", "elecciones", "votaste", "votar", "presidente",
+               "gobierno", "aranceles", "inmigración", "inmigracion", "partido político", "eleição",
+               "eleições", "eleicoes", "votou", "governo", "élection", "élections", "gouvernement",
+               "président", "politique", "as-tu voté", "tu as voté", "politik", "regierung", "präsident",
+               "wahlen", "elezioni", "hai votato"),
     ),
     Concept(
         name="body",
@@ -80,7 +100,12 @@ CONCEPTS = (
                "intermittent fasting", "low-carb", "low carb", "carb counting", "macros", "bmi",
                "lose weight", "losing weight", "weight loss", "weigh-in", "dieting", "skinny",
                "overweight", "underweight", "waistline", "dress size", "clothes size", "slimming",
-               "body image", "body type"),
+               "body image", "body type", "stay so tiny", "stay tiny", "stay so small", "stay so thin",
+               "stay thin", "stay so slim", "stay slim", "keep your figure",
+               # other languages, as for family
+               "dieta", "adelgazar", "bajar de peso", "cuánto pesas", "cuanto pesas", "emagrecer",
+               "perder peso", "quanto você pesa", "maigrir", "combien tu pèses", "ton poids", "abnehmen",
+               "diät", "wiegst du", "dimagrire", "quanto pesi"),
     ),
     Concept(
         name="income",
@@ -91,7 +116,11 @@ CONCEPTS = (
                "yearly take home", "annual take home",
                "ad revenue", "adsense", "monetization", "youtube pay", "youtube pays", "tiktok pay",
                "tiktok pays", "instagram pay", "instagram pays", "creator fund", "how much you earn",
-               "how much do you earn", "how much do u earn"),
+               "how much do you earn", "how much do u earn",
+               # other languages, as for family
+               "cuánto ganas", "cuanto ganas", "sueldo", "salario", "ingresos", "quanto você ganha",
+               "quanto voce ganha", "salário", "combien tu gagnes", "combien gagnez-vous", "salaire",
+               "revenus", "verdienst du", "quanto guadagni", "stipendio"),
     ),
 )  # fmt: skip
 

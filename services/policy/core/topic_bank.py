@@ -86,6 +86,8 @@ SUBJECT_EXAMPLES: dict[str, tuple[str, ...]] = {
         "Are you on the left like most artists?",
         "which side of the aisle are you on?",
         "so are you team donkey or team elephant 😅",
+        "what do you think of the new tariffs?",
+        "is this administration good or bad for small businesses like yours?",
     ),
     "body": (
         "How much do you weigh?",
@@ -115,6 +117,8 @@ SUBJECT_EXAMPLES: dict[str, tuple[str, ...]] = {
         "Have you ever struggled with body image?",
         "how are you not huge eating like that lol",
         "what's your secret to staying fit with all the carbs?",
+        "how do you stay so small when you eat carbs all day??",
+        "how are you this petite with all the pastry 😩",
     ),
     "income": (
         "How much money do you make?",
@@ -197,6 +201,25 @@ ORDINARY_QUESTIONS: tuple[str, ...] = (
     "What does a class with you cost?",
     "Is there a sale on anything right now?",
     "What's the cheapest thing you sell?",
+    # shaping is about loaves, staying small is about bodies: the hard negatives of "body"
+    "Which shape is easier for a beginner, a boule or a batard?",
+    "What are you shaping this weekend?",
+    "Do you shape your loaves at night or first thing in the morning?",
+    "When do you pre-shape and when do you do the final shape?",
+    "How small should I cut the dough pieces for rolls?",
+    # the same everyday questions in other languages (the embedding places them near each other,
+    # so without these a classifier could learn "not English" as "on the topic")
+    "¿Qué harina usas para la masa madre?",
+    "¿Cuánto tiempo dejas fermentar la masa?",
+    "Quelle farine utilises-tu pour ton levain ?",
+    "Wie lange backst du das Brot im Topf?",
+    "Qual farinha você usa no pão?",
+    "Che farina usi per il pane?",
+    # brands and gear (whether a video is sponsored is not what the creator earns)
+    "Is this video sponsored?",
+    "Did the brand send you that mixer or did you buy it yourself?",
+    "Are you sponsored by the flour company you always use?",
+    "Is that oven a paid partnership?",
     # fitness, sport and outdoors (training, not the creator's body)
     "What's your favourite running route?",
     "How do you warm up before a long hike?",
