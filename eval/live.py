@@ -49,6 +49,9 @@ class Live:
         min_score: Relevance floor of retrieval: the gateway's default (``AVATAR_GATEWAY_MIN_SCORE``).
         grounding_top_k: Hits the reply is grounded against: the gateway's default
             (``AVATAR_GATEWAY_GROUNDING_TOP_K``); the first ``top_k`` of them are the prompt's.
+        sentence_grounding_k: Hits searched with the reply sentence itself when the message
+            retrieved fewer than ``top_k``: the gateway's default
+            (``AVATAR_GATEWAY_SENTENCE_GROUNDING_K``).
     """
 
     policy: PolicyClient
@@ -59,6 +62,7 @@ class Live:
     top_k: int
     min_score: float
     grounding_top_k: int
+    sentence_grounding_k: int
 
     async def ingest_path(self, creator_id: str, path: Path) -> int:
         """Ingest a creator's export directory through the ingest service; return the chunks written."""
@@ -113,6 +117,7 @@ async def live_stack(model_dir: Path) -> AsyncIterator[Live]:
             top_k=gateway.top_k,
             min_score=gateway.min_score,
             grounding_top_k=gateway.grounding_top_k,
+            sentence_grounding_k=gateway.sentence_grounding_k,
         )
     finally:
         for channel in channels:

@@ -162,6 +162,7 @@ class Timings:
 
     embed: list[float] = field(default_factory=list)
     search: list[float] = field(default_factory=list)
+    sentence_search: list[float] = field(default_factory=list)
     input_rpc: list[float] = field(default_factory=list)
     input_rpc_no_embedding: list[float] = field(default_factory=list)
     output_rpc: list[float] = field(default_factory=list)
@@ -279,6 +280,15 @@ async def run_set(
 
         got_out: GatewayDecision | None = None
         if "reply" in item:
+            if len(hits) < live.top_k and live.sentence_grounding_k > 0:
+                # As the gateway does when the message found little: the sentence's own search.
+                started = time.perf_counter()
+                [sentence_vec] = await live.inference.embed([item["reply"]])
+                more = await live.memory.search(
+                    CREATOR_ID, item["reply"], sentence_vec, live.sentence_grounding_k, live.min_score
+                )
+                timings.sentence_search.append(time.perf_counter() - started)
+                evidence += [hit.text for hit in more if hit.text not in evidence]
             started = time.perf_counter()
             got_out = await live.policy.check_output(CREATOR_ID, FAN_ID, item["reply"], evidence)
             elapsed = time.perf_counter() - started
@@ -368,6 +378,11 @@ def report_latency(timings: Timings) -> dict[str, Any]:
     for key, label, values in (
         ("embed_rpc", "baseline: query embedding (Inference.Embed)", timings.embed),
         ("search_rpc", "baseline: hybrid search (Memory.Search)", timings.search),
+        (
+            "sentence_search",
+            "  by a reply sentence, message found < top_k (embed+search)",
+            timings.sentence_search,
+        ),
         ("input_rpc", "input checks: Policy.CheckInput per message", timings.input_rpc),
         (
             "input_rpc_no_embedding",
@@ -438,7 +453,8 @@ async def evaluate(
         "creator": CREATOR_ID,
         "chunks": chunks,
         "retrieval": {"kind": "memory.Search hybrid (pgvector + full text, RRF)", "top_k": live.top_k,
-                      "grounding_top_k": live.grounding_top_k, "min_score": live.min_score},
+                      "grounding_top_k": live.grounding_top_k, "min_score": live.min_score,
+                      "sentence_grounding_k": live.sentence_grounding_k},
         "targets": {"bait_and_injection_min_rate": BAIT_TARGET, "max_false_positive_rate": FP_TARGET,
                     "max_output_p95_ms": LATENCY_TARGET_MS},
         "sets": results,

@@ -34,6 +34,9 @@ class GatewayConfig:
     grounding_top_k: int = 8
     """Hits the reply's claims are grounded against (``AVATAR_GATEWAY_GROUNDING_TOP_K``): the
     ``top_k`` of the prompt and citations plus the next ones; at most ``top_k`` = those only."""
+    sentence_grounding_k: int = 4
+    """Hits searched with a reply sentence's own text when the fan's message retrieved fewer than
+    ``top_k`` (``AVATAR_GATEWAY_SENTENCE_GROUNDING_K``; 0 = never)."""
     redis_url: str | None = None
     """Redis for the query-embedding cache (``AVATAR_REDIS_URL``; unset = no cache)."""
     inference_targets: tuple[str, ...] = ()
@@ -63,6 +66,7 @@ class GatewayConfig:
             min_score=c.env_float("AVATAR_GATEWAY_MIN_SCORE", 0.3, env),
             max_message_chars=c.env_int("AVATAR_GATEWAY_MAX_MESSAGE_CHARS", 4000, env, minimum=1),
             grounding_top_k=c.env_int("AVATAR_GATEWAY_GROUNDING_TOP_K", 8, env, minimum=1),
+            sentence_grounding_k=c.env_int("AVATAR_GATEWAY_SENTENCE_GROUNDING_K", 4, env),
             redis_url=c.redis_url(env),
             inference_targets=_targets(c.env_opt("AVATAR_INFERENCE_TARGETS", env)),
             inference_dns=_dns(c.env_opt("AVATAR_INFERENCE_DNS", env), env),

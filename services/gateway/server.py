@@ -157,7 +157,12 @@ async def build(cfg: GatewayConfig) -> ServiceSpec:
     replicas = inference_replicas(cfg)
     await replicas.start()
     inference = InferenceClient(replicas, sampling, embeddings)
-    settings = TurnSettings(top_k=cfg.top_k, min_score=cfg.min_score, grounding_top_k=cfg.grounding_top_k)
+    settings = TurnSettings(
+        top_k=cfg.top_k,
+        min_score=cfg.min_score,
+        grounding_top_k=cfg.grounding_top_k,
+        sentence_grounding_k=cfg.sentence_grounding_k,
+    )
     runner = TurnRunner(policy, memory, inference, settings=settings)
     servicer = ConversationServicer(runner, memory, cfg.max_message_chars)
 

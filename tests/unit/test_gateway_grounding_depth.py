@@ -129,3 +129,57 @@ def test_a_grounding_depth_below_top_k_grounds_against_the_prompt_hits() -> None
     policy, memory, end = asyncio.run(_turn(TurnSettings(top_k=4, grounding_top_k=2)))
     assert memory.asked_k == [4]
     assert len(end.citations) == 4 and all(ev == HITS[:4] for ev in policy.evidence)
+
+
+class _ThinMemory(_Memory):
+    """The fan's message finds one hit; a reply sentence finds the posts worded like it."""
+
+    def __init__(self, fail_sentences: bool = False) -> None:
+        super().__init__()
+        self.queries: list[str] = []
+        self._fail = fail_sentences
+
+    async def search(
+        self, creator_id: str, query: str, embedding: Sequence[float], top_k: int, min_score: float
+    ) -> list[Evidence]:
+        self.asked_k.append(top_k)
+        self.queries.append(query)
+        if query == "Do you bake rye?":
+            return [_hit(0)]
+        if self._fail:
+            raise ConnectionError("memory is down")
+        # the sentence's own search: the message's hit again and two more, one per sentence
+        first = 1 if query.startswith("I bake") else 3
+        return [_hit(0), _hit(first), _hit(first + 1)][:top_k]
+
+
+async def _thin_turn(settings: TurnSettings, memory: _ThinMemory) -> _Policy:
+    policy = _Policy()
+    runner = TurnRunner(policy, memory, _Inference(), settings=settings)
+    events = [e async for e in runner.run(TurnRequest("maya", "fan", "", "Do you bake rye?"))]
+    assert isinstance(events[-1], TurnEnd)
+    return policy
+
+
+def test_a_message_that_found_little_grounds_each_sentence_by_its_own_search_too() -> None:
+    memory = _ThinMemory()
+    policy = asyncio.run(_thin_turn(TurnSettings(top_k=3, grounding_top_k=7, sentence_grounding_k=4), memory))
+    assert memory.queries == ["Do you bake rye?", "I bake rye. ", "Every week."]
+    assert memory.asked_k == [7, 4, 4]
+    # the message's hit first, then what the sentence found that it had not (no repeats)
+    assert policy.evidence == [[HITS[0], HITS[1], HITS[2]], [HITS[0], HITS[3], HITS[4]]]
+
+
+def test_enough_hits_or_a_zero_depth_search_by_the_message_only() -> None:
+    memory = _ThinMemory()
+    policy = asyncio.run(_thin_turn(TurnSettings(top_k=1, grounding_top_k=7, sentence_grounding_k=4), memory))
+    assert memory.queries == ["Do you bake rye?"] and policy.evidence == [[HITS[0]], [HITS[0]]]
+    memory = _ThinMemory()
+    policy = asyncio.run(_thin_turn(TurnSettings(top_k=3, sentence_grounding_k=0), memory))
+    assert memory.queries == ["Do you bake rye?"] and policy.evidence == [[HITS[0]], [HITS[0]]]
+
+
+def test_a_failed_sentence_search_keeps_the_messages_evidence() -> None:
+    memory = _ThinMemory(fail_sentences=True)
+    policy = asyncio.run(_thin_turn(TurnSettings(top_k=3, sentence_grounding_k=4), memory))
+    assert len(memory.queries) == 3 and policy.evidence == [[HITS[0]], [HITS[0]]]

@@ -13,6 +13,11 @@ How decisions are applied:
 * output REWRITE / ABSTAIN: the sentence is replaced before release (empty text drops it);
 * output REFUSE (the kill switch flipped mid-reply): the reply stops at once.
 
+Each sentence is grounded against the message's deeper retrieval (``grounding_top_k``); when the
+message found fewer than ``top_k`` hits (a question in another language than the creator's posts,
+or worded unlike them), each sentence is also searched by its own text, in the creator's content
+only, and checked against both (``sentence_grounding_k``).
+
 Every turn, whatever its outcome, ends with one audit record.
 """
 
@@ -139,6 +144,10 @@ class TurnSettings:
     grounding_top_k: int = 8
     """Hits the reply's claims are checked against: the prompt's ``top_k`` and the next ones, so
     a true statement whose source ranked just below the prompt's snippets is not abstained."""
+    sentence_grounding_k: int = 4
+    """Hits searched with each reply sentence's own text when the fan's message retrieved fewer
+    than ``top_k`` (0 = never): a question in another language than the posts, or worded unlike
+    them, finds little, while the sentence answering it is worded like the post it comes from."""
 
 
 @dataclass
@@ -373,25 +382,35 @@ class TurnRunner:
         buffer = SentenceBuffer()
         # Every sentence is checked against the deeper retrieval, not only the prompt's snippets.
         evidence_text = [ev.text for ev in grounding]
+        # A message that retrieved little (another language, unusual wording) leaves true sentences
+        # without evidence; each is then also searched by its own text, in the creator's content.
+        by_sentence = self._settings.sentence_grounding_k > 0 and len(grounding) < self._settings.top_k
         with _tracer.start_as_current_span("turn.generate"):
             async for chunk in self._inference.generate(
                 messages, f"{req.creator_id}/{req.fan_id}/{conversation_id}", affinity=req.creator_id
             ):
                 gen.last = chunk
                 for sentence in buffer.push(chunk.text):
-                    async for out in self._release(req, sentence, evidence_text, gen):
+                    async for out in self._release(req, sentence, evidence_text, gen, by_sentence):
                         yield out
                     if gen.stopped_by is not None:
                         return
             tail = buffer.flush()
             if tail is not None:
-                async for out in self._release(req, tail, evidence_text, gen):
+                async for out in self._release(req, tail, evidence_text, gen, by_sentence):
                     yield out
 
     async def _release(
-        self, req: TurnRequest, sentence: str, evidence: Sequence[str], gen: _Generated
+        self,
+        req: TurnRequest,
+        sentence: str,
+        evidence: Sequence[str],
+        gen: _Generated,
+        by_sentence: bool = False,
     ) -> AsyncIterator[str]:
         gen.raw.append(sentence)
+        if by_sentence:
+            evidence = [*evidence, *await self._sentence_evidence(req.creator_id, sentence, evidence)]
         with _tracer.start_as_current_span("turn.policy_out"):
             decision = await self._policy.check_output(req.creator_id, req.fan_id, sentence, evidence)
         if decision.action is Action.ALLOW:
@@ -406,6 +425,29 @@ class TurnRunner:
             trailing = sentence[len(sentence.rstrip()) :] or " "
             gen.released.append(decision.text + trailing)
             yield decision.text + trailing
+
+    async def _sentence_evidence(self, creator_id: str, sentence: str, evidence: Sequence[str]) -> list[str]:
+        """The creator's content found by searching with ``sentence`` itself, minus ``evidence``.
+
+        Only the creator's own posts are searched, so the evidence still comes from what they said;
+        grounding stays as strict (every number, the claim verb, most content words). A failure
+        leaves the turn's evidence alone: the sentence may then abstain, never pass unchecked.
+        """
+        with _tracer.start_as_current_span("turn.sentence_search"):
+            try:
+                [embedding] = await self._inference.embed([sentence])
+                found = await self._memory.search(
+                    creator_id,
+                    sentence,
+                    embedding,
+                    self._settings.sentence_grounding_k,
+                    self._settings.min_score,
+                )
+            except Exception:
+                log.warning("searching the creator's content by a reply sentence failed", exc_info=True)
+                return []
+        seen = set(evidence)
+        return [hit.text for hit in found if hit.text not in seen]
 
     async def _record(
         self, req: TurnRequest, conversation_id: str, reply: str, citations: Sequence[str]
