@@ -6,6 +6,11 @@ Part 1 (persona): a 1,024-token creator persona shared by 16 fans (each adds a 3
 One warm-up request caches the persona; then each fan's request runs alone and its time to first
 token is measured. Baseline in the same run: the same 16 requests on an engine with the cache off.
 
+Part 1b (burst): the same 16 fans arrive together while the persona is not cached yet (a creator
+goes live). With in-flight prefix sharing the first fan's prefill computes the persona and the others
+wait for it and hit; the baseline in the same run is the same burst with sharing off, where every fan
+computes the persona. Mean and last time to first token, and prompt tokens computed.
+
 Part 2 (conversation): one fan's 6-turn conversation (256-token persona, 24-token messages, 32-token
 replies); turn k's prompt is the persona, every earlier message and reply (the generated token ids),
 then message k. Per-turn time to first token with reuse vs with the cache off.
@@ -45,6 +50,41 @@ def ttft(engine: GenerationEngine, prompt: list[int], new: int) -> tuple[float, 
     return stamp[0] - start, tokens, cached[0]
 
 
+def burst(model: DecoderModel, fans: list[list[int]], share: bool) -> tuple[float, float, int]:
+    """(mean TTFT, last TTFT, prompt tokens computed) of ``fans`` submitted together, cache cold."""
+    engine = GenerationEngine(
+        model,
+        EngineConfig(
+            max_batch=len(fans),
+            max_seq_len=2048,
+            kv_cache_bytes=1 << 30,
+            max_queue=len(fans),
+            share_inflight_prefixes=share,
+        ),
+    )
+    engine.start()
+    firsts: list[float] = []
+    lock = threading.Lock()
+    start = time.perf_counter()
+
+    def on_event(e: GenerationEvent, seen: list[bool]) -> None:
+        if not seen:
+            seen.append(True)
+            with lock:
+                firsts.append(time.perf_counter() - start)
+
+    params = SamplingParams(max_tokens=4, temperature=0.0)
+    handles = []
+    for f in fans:
+        seen: list[bool] = []
+        handles.append(engine.generate_blocking(f, params, lambda e, seen=seen: on_event(e, seen)))
+    for h in handles:
+        h.done.wait()
+    computed = engine.stats().prefill_tokens
+    engine.stop()
+    return sum(firsts) / len(firsts), max(firsts), computed
+
+
 def engine_for(model: DecoderModel, cache: bool) -> GenerationEngine:
     engine = GenerationEngine(
         model,
@@ -80,6 +120,14 @@ def main() -> None:
         f"(cached prompt tokens per fan: {warm[0][2]} of {len(fans[0])})"
     )
 
+    burst_fans = [persona + m for m in prompts(args.fans, 32, seed=5)]
+    shared, alone = burst(model, burst_fans, share=True), burst(model, burst_fans, share=False)
+    print(
+        f"burst: {args.fans} fans at once on an uncached {args.persona}-token persona: mean TTFT "
+        f"{shared[0] * 1000:.0f} ms (last {shared[1] * 1000:.0f} ms, {shared[2]} prompt tokens computed) "
+        f"with in-flight sharing vs {alone[0] * 1000:.0f} ms (last {alone[1] * 1000:.0f} ms, {alone[2]} "
+        f"computed) without -> {shared[0] / alone[0]:.3f}x mean TTFT"
+    )
     [short_persona] = prompts(1, 256, seed=3)
     messages = prompts(args.turns, 24, seed=4)
     for label, engine in (("recompute", cold_engine), ("reuse", warm_engine)):

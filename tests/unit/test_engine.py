@@ -318,6 +318,28 @@ def test_new_prompts_are_prefilled_before_running_rows_decode_within_the_stall_b
         eng.stop()
 
 
+@pytest.mark.parametrize("share", [True, False])
+def test_fans_arriving_together_compute_a_shared_prefix_once(model: DecoderModel, share: bool) -> None:
+    """Two prompts with the same uncached 40-token prefix, queued in the same step: the second waits
+    for the first one's prefill to be cached and is served 40 tokens from it; without the hold both
+    compute it. Tokens are solo's either way."""
+    persona = prompt_of(31, 40)
+    a_prompt, b_prompt = persona + prompt_of(32, 6), persona + prompt_of(33, 9)
+    config = EngineConfig(max_batch=4, prefill_chunk=16, kv_cache_bytes=1 << 20, block_size=4)
+    eng = GenerationEngine(model, replace(config, max_seq_len=256, share_inflight_prefixes=share))
+    params = SamplingParams(max_tokens=6, temperature=0.0)
+    a, b = submit(eng, a_prompt, params), submit(eng, b_prompt, params)
+    eng.start()
+    try:
+        wait(a, b)
+        assert a.last.cached_tokens == 0
+        assert b.last.cached_tokens == (40 if share else 0)
+        assert eng.stats().prefill_tokens == len(a_prompt) + len(b_prompt) - b.last.cached_tokens
+        assert a.tokens == solo(model, a_prompt, params) and b.tokens == solo(model, b_prompt, params)
+    finally:
+        eng.stop()
+
+
 def test_engine_config_refuses_a_negative_or_nan_stall_bound() -> None:
     for bad in (-0.1, float("nan")):
         with pytest.raises(ValueError, match="max_decode_stall_s"):

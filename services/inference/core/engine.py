@@ -7,7 +7,8 @@ enqueues the request and yields events as the engine thread produces them. The t
 1. take new requests; drop any whose client went away or whose deadline passed (their slot and
    cache pins are released before the next model call);
 2. admit waiting requests into free slots: look the prompt up in the prefix cache, copy the cached
-   blocks into the slot, and pin them;
+   blocks into the slot, and pin them (a request whose prompt shares blocks that another request is
+   prefilling right now waits for them to be cached, then hits);
 3. prefill: run up to ``prefill_chunk`` prompt tokens (long prompts are split over several steps); a
    finished prompt samples its first token and is inserted into the cache;
 4. decode: one model call for every decoding slot, each at its own length; sample all rows at once;
@@ -82,6 +83,9 @@ class EngineConfig:
     max_decode_stall_s: float = 2.0
     """Longest decoding sequences wait for prompts being prefilled before a decode step runs anyway
     (0: decode at every step)."""
+    share_inflight_prefixes: bool = True
+    """Hold a request back while another one computes blocks of its prompt, so it hits the cache
+    instead of computing them too (False: admit in arrival order regardless)."""
 
     def __post_init__(self) -> None:
         for name in ("max_batch", "max_seq_len", "prefill_chunk", "block_size", "max_queue"):
@@ -153,9 +157,17 @@ class _Sequence:
     cached_tokens: int = 0
     admitted_at: float | None = None
     last_token_at: float = 0.0  # monotonic time of the last sampled token (decode-stall bound)
+    _prompt_array: np.ndarray | None = None
     rng: np.random.Generator | None = None
     detok: IncrementalDetokenizer | None = None
     stops: StopStringMatcher | None = None
+
+    @property
+    def prompt_ids(self) -> np.ndarray:
+        """The prompt as an array (built once: compared against other prompts at admission)."""
+        if self._prompt_array is None:
+            self._prompt_array = np.asarray(self.prompt, dtype=np.int64)
+        return self._prompt_array
 
     def should_stop(self) -> bool:
         return self.cancelled.is_set() or (self.deadline is not None and time.monotonic() > self.deadline)
@@ -393,13 +405,42 @@ class GenerationEngine:
                 else:
                     keep.append(seq)
             self._waiting = keep
-        # 2. Admit.
-        while self._waiting and None in self._slots:
-            self._admit(self._waiting.popleft(), self._slots.index(None))
+        # 2. Admit, except requests waiting for a prefix another request is computing right now.
+        if self._waiting and None in self._slots:
+            held: deque[_Sequence] = deque()
+            while self._waiting and None in self._slots:
+                seq = self._waiting.popleft()
+                if self._prefix_in_flight(seq):
+                    held.append(seq)
+                else:
+                    self._admit(seq, self._slots.index(None))
+            held.extend(self._waiting)
+            self._waiting = held
         # 3. Prefill (chunked), 4. decode (unless prompts are still being prefilled; see the module doc).
         self._prefill()
         if self._decode_due():
             self._decode()
+
+    def _prefix_in_flight(self, seq: _Sequence) -> bool:
+        """Whether a request being prefilled will cache more of ``seq``'s prompt than is cached now.
+
+        Fans of one creator share the persona prefix; when several arrive before it is cached (a
+        creator goes live, a cache was evicted), admitting them together makes each compute the same
+        blocks. Held back for the one prefill in flight, they hit the cache when it is inserted at the
+        end of that prefill (the ADR's "two fans arriving in the same step both compute the persona").
+        """
+        if not self.config.share_inflight_prefixes or self.cache.num_blocks == 0:
+            return False
+        bs = self.cache.block_size
+        cached_blocks = self.cache.match(seq.prompt, record=False).num_tokens // bs
+        usable = len(seq.prompt) - 1  # the last prompt token is always computed
+        for other in self._slots:
+            if other is None or other.state is not _State.PREFILL:
+                continue
+            common = min(common_prefix_length(seq.prompt_ids, other.prompt_ids), usable)
+            if common // bs > cached_blocks:
+                return True
+        return False
 
     def _admit(self, seq: _Sequence, slot: int) -> None:
         match = self.cache.match(seq.prompt)
@@ -526,6 +567,13 @@ class GenerationEngine:
             self._slots[seq.slot] = None
             self.completed += 1
         seq.push(_DONE)
+
+
+def common_prefix_length(a: np.ndarray, b: np.ndarray) -> int:
+    """How many leading entries two 1-D arrays share."""
+    n = min(a.shape[0], b.shape[0])
+    differ = np.flatnonzero(a[:n] != b[:n])
+    return int(differ[0]) if differ.size else n
 
 
 def id_order(seq: _Sequence) -> int:
