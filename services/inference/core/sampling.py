@@ -215,10 +215,12 @@ def candidates(scaled: np.ndarray, top_k: int, top_p: float) -> tuple[np.ndarray
             order = order[np.argsort(-scaled[order], kind="stable")]
         else:  # a whole row: quicksort is 2x a stable sort here; ties come in a fixed but other order
             order = np.argsort(-scaled)
-        top = scaled[order]
+        # In float64: the top-p boundary is a running sum of up to the whole row, where float32's
+        # rounding (~1e-4 over a few thousand terms) would move which tail token gets in.
+        top = scaled[order].astype(np.float64)
         # Normaliser: the k tokens top-k keeps, or the whole row when only top-p applies.
         weights = np.exp(top - top[0])
-        total = weights.sum() if k < vocab else np.exp(scaled - top[0]).sum()
+        total = weights.sum() if k < vocab else np.exp(scaled.astype(np.float64) - top[0]).sum()
         probs = weights / total
         # Keep a token while the mass before it is below top_p; the first token is always kept.
         keep = np.cumsum(probs) - probs < top_p
