@@ -584,6 +584,19 @@ async def test_approval_flow_fan_gets_only_the_approved_edited_text(suite: Suite
         ]
 
 
+async def test_a_keyword_in_its_kitchen_sense_is_answered(suite: Suite) -> None:
+    creator = await _known_creator(suite)
+    body = pol_pb.BlockedTopic(
+        name="body", description="weight and diets", keywords=["weight", "weigh"], reply="No body talk."
+    )
+    await _controls(suite, creator_id=creator, blocked_topics=[body])
+    _, _, answered = await _turn(suite, creator, "fan-w", "Do you measure your starter feed by weight?")
+    assert answered.outcome == conv_pb.REPLY_OUTCOME_ANSWERED
+    _, deltas, refused = await _turn(suite, creator, "fan-w", "How much do you weigh now?")
+    assert refused.outcome == conv_pb.REPLY_OUTCOME_REFUSED
+    assert "".join(deltas) == "No body talk."
+
+
 # -- output checks on the running policy service ----------------------------------------------
 
 
@@ -605,6 +618,13 @@ async def test_approval_flow_fan_gets_only_the_approved_edited_text(suite: Suite
         ("Post it to 880 S Park Ave, Tucson, AZ 85719.", "contact"),
         ("You can stop the lisinopril if you eat more rye.", "advice"),
         ("That sounds like a gluten sensitivity, so take a digestive enzyme supplement.", "advice"),
+        # a prize's fee to pay, the fan in the creator's home, an errand shipped to the fan, a
+        # meetup at a time, a lawsuit the fan is told to bring
+        ("Congrats, the mixer is yours, just cover the $12 handling fee.", "money"),
+        ("Sure, bring your whole baking group round to my kitchen on Sunday.", "meetings"),
+        ("I'll grab a sack at the mill and mail it your way.", "giveaways"),
+        ("Come say hi to me at the plaza around 10 am!", "meetings"),
+        ("You can absolutely sue the shop, and you'll win the case.", "advice"),
     ],
 )
 async def test_forbidden_commitments_are_rewritten(suite: Suite, sentence: str, kind: str) -> None:
@@ -657,6 +677,12 @@ async def test_never_claim_abstains_and_stated_facts_ground_claims(suite: Suite)
     assert [r.code for r in invented.reasons] == ["unsupported_claim"]
     wrong_number = await _check_output(suite, creator, "I started Doughlores in March 2017.", evidence)
     assert wrong_number.action == ABSTAIN
+    # a claim in another language, or told as an anecdote, needs support like any other
+    for claim in (
+        "Mi pan favorito es la chapata de mi abuela.",
+        "The toughest was a rye that took me five tries.",
+    ):
+        assert (await _check_output(suite, creator, claim, evidence)).action == ABSTAIN, claim
 
 
 async def test_links_and_calls_to_action_outside_the_allowlist_are_removed(suite: Suite) -> None:

@@ -50,6 +50,23 @@ def _kinds(sentence: str) -> set[Commitment]:
         ("Sounds like a wheat allergy to me.", Commitment.ADVICE),
         ("That's probably gastritis, so try some antacids.", Commitment.ADVICE),
         ("You likely have a lactose intolerance; just take lactase pills.", Commitment.ADVICE),
+        # a prize confirmed for a fee, or the creator paid back for an errand
+        ("Yep, the banneton set is all yours once you pay the postage fee.", Commitment.MONEY),
+        ("You won! Just send the $4.50 processing charge.", Commitment.MONEY),
+        ("Happy to, you can pay me back later.", Commitment.MONEY),
+        ("The proofing basket is yours, congrats!", Commitment.GIVEAWAYS),
+        # an errand run and sent to the fan
+        ("I'll swing by the co-op this week and post a bag to you.", Commitment.GIVEAWAYS),
+        ("Let me pick up an extra jar for you at the market.", Commitment.GIVEAWAYS),
+        # the fan in the creator's home, a meetup at a time or place
+        ("Bring your sister over to our kitchen any Sunday.", Commitment.MEETINGS),
+        ("You're always welcome at my place for a bake day.", Commitment.MEETINGS),
+        ("Come find me by the fountain!", Commitment.MEETINGS),
+        ("Meet me outside the library around 4 pm.", Commitment.MEETINGS),
+        ("I'll be at the north gate of the fair from 10 am.", Commitment.MEETINGS),
+        # legal advice: a lawsuit to bring, a win promised
+        ("You could definitely sue your landlord over that.", Commitment.ADVICE),
+        ("That's trademark infringement, you'll win easily.", Commitment.ADVICE),
     ],
 )
 def test_each_family_is_a_commitment(sentence: str, kind: Commitment) -> None:
@@ -82,6 +99,14 @@ def test_each_family_is_a_commitment(sentence: str, kind: Commitment) -> None:
         "I'm not a doctor, so I can't say whether that sounds like IBS.",
         "The starter sounds like it needs a feed.",
         "Take the loaf out when it sounds hollow.",
+        # yours to decide, shipping from the shop, a public schedule, a win that is not a lawsuit
+        "The choice is yours.",
+        "Once the dough is shaped, it's yours to decorate.",
+        "Shipping is a flat $6 through the shop.",
+        "You can find me at the market on Saturdays.",
+        "I bake in my home kitchen most mornings.",
+        "A tighter shape will win you a taller loaf.",
+        "If they copied it word for word, talk to a lawyer.",
     ],
 )
 def test_look_alikes_commit_to_nothing(sentence: str) -> None:

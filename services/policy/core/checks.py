@@ -19,7 +19,9 @@ Matching rules for blocked-topic keywords and never-claim phrases (the same for 
 
 A blocked topic also matches the everyday words for the subjects its name, description or
 keywords name (``lexicon.py``: a topic about "children" matches "little ones", one about
-"diets" matches "calories"), by the same rules as its keywords.
+"diets" matches "calories"), by the same rules as its keywords. A keyword found only inside an
+everyday sense of the word (``lexicon.BENIGN_SENSES``: "measured by weight", "weigh the flour", "a
+rich dough", Spanish "son") does not match; the message is still judged by meaning.
 
 Compiled matchers are cached per (creator, controls version); the cached entry is only reused when
 the controls are equal to the ones it was built from, so unsaved or hand-built controls that share a
@@ -45,7 +47,7 @@ from services.policy.core.controls import Autonomy, BlockedTopic, Controls, Disc
 from services.policy.core.decisions import ALLOW, Action, Decision, Reason, ReasonCode
 from services.policy.core.grounding import check_grounding, proper_names, subjects_of, support_vocabulary
 from services.policy.core.injection import find_injection, informal
-from services.policy.core.lexicon import related_terms
+from services.policy.core.lexicon import benign_spans, related_patterns, related_terms
 from services.policy.core.similarity import (
     INJECTION_THRESHOLD,
     INJECTION_VETO_MARGIN,
@@ -441,9 +443,19 @@ def _topic_reasons(matchers: _Matchers, text: str, where: str) -> tuple[Reason, 
     # One combined pass rejects the common clean message; only a hit pays for per-topic scans.
     if matchers.any_topic is None or matchers.any_topic.search(text) is None:
         return ()
+    # A keyword inside an everyday sense of it ("by weight", "weigh the flour") is not the topic;
+    # the classifier and the examples still judge the message by its meaning.
+    benign = benign_spans(text)
     reasons = []
     for topic, pattern in matchers.topics:
-        match = pattern.search(text)
+        match = next(
+            (
+                m
+                for m in pattern.finditer(text)
+                if not any(s <= m.start() and m.end() <= e for s, e in benign)
+            ),
+            None,
+        )
         if match is not None:
             detail = f"{where} mentions {match.group(0)!r}, a keyword of blocked topic {topic.name!r}"
             reasons.append(Reason(ReasonCode.BLOCKED_TOPIC, detail, topic.name))
@@ -591,6 +603,7 @@ def _compile(controls: Controls) -> _Matchers:
         # The creator's keywords, then the everyday words for the subjects the topic names.
         terms = (*topic.keywords, *related_terms(topic))
         patterns = [p for p in map(_phrase_pattern, terms) if p is not None]
+        patterns.extend(f"(?:{p})" for p in related_patterns(topic))
         if patterns:
             topics.append((topic, _bounded(patterns)))
             all_topic_patterns.extend(patterns)

@@ -8,8 +8,11 @@ fact about the creator's shop, "I'll send you $8" is a commitment. Patterns were
 Some kinds are caught as whole families rather than wordings: any payment taken outside the shop
 (a payment app told what to do, a handle or $cashtag to pay, a price agreed or negotiated), being
 at the fan's event, any postal address, any advice to start, stop or swap a medication (named by
-kind or by the endings drug names share), and a condition diagnosed as the fan's or a remedy
-told to take for it.
+kind or by the endings drug names share), a condition diagnosed as the fan's or a remedy
+told to take for it, a fee the fan is told to pay (for a prize, shipping, processing) or the
+creator paid back, a prize or item declared the fan's ("the Dutch oven is yours"), an errand run
+and sent to the fan, fans invited into the creator's home or kitchen, a meetup at a time or a
+place ("come find me at the market around 9 am"), and a lawsuit the fan is told to bring or win.
 """
 
 # Regex tables: one alternative per line reads better than a pattern split mid-word.
@@ -53,6 +56,12 @@ _PATTERNS: dict[Commitment, tuple[str, ...]] = {
         + _FREE
         + r"\s+\w",
         r"\bcode\s+(?:for|gets you)\s+(?:a\s+|an\s+|one\s+)?free\b",
+        # a prize or an item handed over: "and the Dutch oven is yours", "it's all yours"
+        r"\b(?:it|that|this|they|the\s+(?:\w+\s+){0,2}?\w+)\s*(?:'s|is|are|'re)\s+(?:all\s+)?yours\b(?!\s+to\b)(?<!\bchoice is yours)(?<!\bchoice's yours)",
+        # an errand run for the fan and the result sent: "I'll pick one up at the market and ship it to you"
+        _PROMISE
+        + r"[^.!?]{0,80}?\b(?:ship|send|mail|post|deliver|bring|drop)\s+(?:it|them|one|some|that|this|(?:the|a|an)\s+\w+)\s+(?:\w+\s+)?(?:to you|your way|to your (?:house|place|door))\b",
+        _PROMISE + r"\s+(?:\w+\s+)?(?:pick up|grab|buy|get|order|find)\s+(?:\w+\s+){0,4}?for you\b",
     ),
     Commitment.MONEY: (
         _PROMISE
@@ -67,6 +76,13 @@ _PATTERNS: dict[Commitment, tuple[str, ...]] = {
         # a price cut handed to the fan: a code to use, a share or an amount off
         r"\b(?:use|enter|apply|try)\s+(?:the\s+|my\s+|our\s+|this\s+)?(?:promo\s+|discount\s+|coupon\s+|secret\s+)?code\s+\w",
         r"(?:\b\d+\s?%|\b\d+\s?percent|\bhalf|[$€£]\s?\d+|\b\d+\s*(?:dollars|bucks|euros))\s+off\b",
+        # the fan told to pay: a fee for a prize or a delivery, or the creator paid back later
+        r"\b(?:pay|send|cover|transfer)\s+(?:me\s+|us\s+)?(?:the\s+|a\s+|that\s+|this\s+|your\s+)?(?:small\s+|little\s+|quick\s+)?"
+        r"(?:[$€£]\s?\d[\d.,]*\s+|\d[\d.,]*\s*(?:dollars|bucks|euros|usd)\s+)?"
+        r"(?:shipping|handling|delivery|processing|postage|customs|release|claim|service|admin|registration|activation|insurance)"
+        r"(?:\s+(?:and|&)\s+\w+)?\s+(?:fees?|charges?|costs?)\b",
+        r"\bpay\s+(?:me|us)\s+back\b",
+        r"\b(?:just|simply|only)\s+(?:need to\s+)?(?:pay|send|transfer)\s+(?:me\s+|us\s+)?(?:the\s+)?(?:[$€£]\s?\d|\d+\s*(?:dollars|bucks|euros|usd)\b)",
         r"\b(?:at|for)\s+half\s+(?:the\s+)?price\b",
         # a payment taken outside the shop: a payment app told what to do, or a handle to pay
         r"\b(?:venmo|paypal|zelle|cash\s?app|cashapp|revolut)\b(?:\s+[\w$@.-]+){0,3}?\s+(?:[$€£]\s?\d|\d+\s*(?:dollars|bucks|euros|usd)\b|(?:it\s+|that\s+|them\s+)?to\s+[@$]?[a-z]|me\b|us\b)",
@@ -90,6 +106,14 @@ _PATTERNS: dict[Commitment, tuple[str, ...]] = {
         r"\bmeet\s+(?:up|you|me|in person)\b",
         r"\b(?:come|stop|swing)\s+by\s+(?:my|our)\s+(?:house|place|home|apartment|flat)\b",
         r"\bcome\s+(?:over\s+)?to\s+(?:my|our)\s+(?:house|place|home|apartment|flat|kitchen)\b",
+        # fans invited into the creator's home: "bring the club over to my kitchen", "pop into our place"
+        r"\b(?:bring|come|head|swing|stop|pop|drop|drive|visit|welcome)\s+(?:\w+\s+){0,4}?(?:over\s+|down\s+|up\s+|round\s+|around\s+)?(?:to|into|by|at|in)\s+"
+        r"(?:my|our)\s+(?:own\s+|home\s+)?(?:house|place|home|apartment|flat|kitchen|backyard|garden|studio|bakehouse)\b",
+        r"\b(?:you(?:'re| are)|you all are|y'all are|everyone is|the \w+ (?:is|are))\s+(?:\w+\s+)?welcome\s+(?:to|at|in)\s+(?:my|our)\s+(?:house|place|home|apartment|flat|kitchen)\b",
+        # a meetup at a time or a place: "come find me at the market around 9 am", "meet me by the fountain"
+        r"\b(?:come|stop|swing|drop|pop)\s+(?:by\s+|over\s+)?(?:and\s+)?(?:find|see|meet|visit|say hi to|say hello to|grab)\s+me\b",
+        r"\b(?:find|meet|catch|look for)\s+me\b[^.!?]{0,60}?(?:\b(?:at|around|by|about|from)\s+\d{1,2}(?::\d\d)?\s*(?:am|pm|a\.m\.|p\.m\.|o'clock)|\bi'll be\b)",
+        r"\bi'll be\s+(?:at|by|outside|near|in front of)\s+(?:the\s+)?[^.!?]{0,40}?\b(?:at|around|from)\s+\d{1,2}(?::\d\d)?\s*(?:am|pm|a\.m\.|p\.m\.|o'clock)",
         _PROMISE
         + _GAP
         + r"(?:stop|swing|drop|come)\s+(?:by|over to)\s+(?:your)\s+(?:house|place|home|apartment|flat|kitchen|bakery|shop|office)\b",
@@ -129,6 +153,10 @@ _PATTERNS: dict[Commitment, tuple[str, ...]] = {
         r"\byou should\s+(?:\w+\s+){0,1}(?:sue|file (?:a )?(?:lawsuit|claim|complaint)|take (?:them|him|her|it) to court|break (?:the|your) (?:lease|contract)|ignore (?:the|that) (?:summons|letter|notice|subpoena)|sign (?:the|that) (?:contract|nda|agreement))\b",
         r"\b(?:legally|by law|under the law),?\s+you\s+(?:can|can't|cannot|should|must|are allowed|don't have to|do not have to)\b",
         r"\byou\s+(?:have|'ve got|got)\s+a\s+(?:strong |good |solid )?(?:legal )?(?:case|claim)\b",
+        # told they may sue or will win: "you can definitely sue them", "you'll win in court"
+        r"\byou\s*(?:can|could|may|should|'ll be able to|will be able to)\s+(?:\w+\s+)?(?:sue|take (?:them|him|her|it) to (?:court|small claims)|press charges|file (?:a )?(?:lawsuit|claim|suit|dmca))\b",
+        r"\byou\s*(?:'ll|will|would|'d)\s+(?:\w+\s+)?win\s+(?:the\s+|that\s+|this\s+|your\s+)?(?:case|lawsuit|suit|in court|court)\b",
+        r"\b(?:that's|that is|it's|it is|this is)\s+(?:\w+\s+)?(?:copyright|trademark|patent)\s+infringement\b",
         r"\byou should\s+(?:\w+\s+){0,1}(?:invest|buy|sell|short|put (?:your|all your|\w+) (?:money|savings)|go all in|refinance|cash out)\b",
         r"\b(?:invest|put)\s+(?:all\s+)?(?:your|the)\s+(?:money|savings|paycheck|retirement|401k|pension)\b",
         r"\b(?:buy|sell)\s+(?:some\s+|more\s+)?(?:bitcoin|crypto|stocks?|shares|ethereum|btc|eth|options|index funds)\b",
@@ -175,7 +203,7 @@ _ADVICE_SUBJECT = re.compile(
     r"doses?|dosage|meds|medications?|medicines?|prescriptions?|doctors?|ibs|crohn'?s|pregnan\w*|"
     r"symptoms?|infections?|illness|antibiotics?|probiotics?|cures?|heals?|fix(?:es)? (?:your |the )?(?:gut|ibs|bloating)|"
     r"licen[cs]es?|permits?|health department|health inspect\w*|inspections?|tax(?:es)?|write-?offs?|deduct\w*|"
-    r"irs|llc|liability|insurance|lawsuits?|sue|contracts?|legal(?:ly)?|illegal|cottage food|zoning|"
+    r"irs|llc|liability|insurance|lawsuits?|sue|court|copyright\w*|trademark\w*|infring\w*|contracts?|legal(?:ly)?|illegal|cottage food|zoning|"
     r"invest\w*|bitcoin|crypto\w*|stocks?|shares|savings|retirement|401k|loans?|debt|mortgage|tax refund|"
     r"quit your job|your day job)\b"
 )
@@ -183,6 +211,7 @@ _ADVICE_FORM = re.compile(
     r"\byou\s*(?:can|could|should|must|may)\s+(?:\w+\s+){0,2}?(?:eat|have|drink|take|skip|ignore|sell|keep|give|"
     r"feed|stop|quit|claim|deduct|write|invest|put|buy|double|halve|increase|reduce|go|do|get away|use|treat|cure)\b"
     r"|\byou\s*(?:'ll be|will be|'re|are)\s+(?:\w+\s+)?(?:fine|safe|ok|okay|good|covered|allowed)\b"
+    r"|\byou\s*(?:'ll|will)\s+(?:\w+\s+)?win\b"
     r"|\byou\s+(?:don't|do not|won't|will not|never)\s+(?:really\s+|even\s+)?(?:need|have)\b"
     r"|\bno need\b|\bneedn't\b"
     r"|\b(?:is|it's|that's|are|totally|perfectly|completely)\s+(?:\w+\s+)?(?:safe|fine|harmless|okay|ok|legal)\b"

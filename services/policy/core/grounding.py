@@ -3,8 +3,11 @@
 A reply sentence is a *claim* when it states a fact about the creator's life in the first person:
 "I live in Tucson", "I've been baking for ten years", "my husband is a chef", "we have two dogs".
 Any other first-person statement of what the creator does or did ("I served in the army", "I run
-five miles every morning") is a claim too. Opinions, feelings, offers and questions ("I love rye",
-"I'd say...", "Do you...?") are not claims.
+five miles every morning") is a claim too, and so are an anecdote told through what something
+cost or taught the creator ("it took me nine tries"), a superlative in the past ("the hardest
+was...") and the first person in Spanish, Portuguese, French, German or Italian ("mi favorito
+es..."). Opinions, feelings, offers and questions ("I love rye", "I'd say...", "Do you...?") are
+not claims.
 
 A claim is *supported* when most of its content words, every number in it and the verb that
 states it occur in the evidence retrieved for the turn or in the creator's stated facts; a name
@@ -57,6 +60,9 @@ _CLAIM = re.compile(
   | \b(?:the|our)\s+(?:new\s+)?(?:baby|babies|twins|little\s+ones?|kids|kiddos)\s+(?:is|are|was|were|
         's|turns?|turned|starts?|started|goes|go|went|arrived|came|comes|due|love|loves|loved)\b
   | \b(?:baby|babies|twins)\s+(?:number\s+\w+\s+)?(?:is|are)\s+due\b
+  | \b(?:took|cost|taught|gave|earned|won|brought|got)\s+(?:me|us)\b
+  | \bthe\s+(?:[a-z]{3,}est|most\s+[a-z]+|least\s+[a-z]+|first|last|best|worst)\s+(?:[\w'-]+\s+){0,3}?
+        (?:was|were)\b
     """,
     re.VERBOSE,
 )
@@ -73,6 +79,32 @@ _CREDENTIAL = re.compile(
     r"medical professional|health professional|healthcare professional)\b"
     r"(?!\s+(?:would|will|might|may|could|can|should|told|tells|says|said|once)\b)"
 )
+# The first person in Spanish, Portuguese, French, German or Italian ("mi favorito es...", "ich backe
+# jeden Tag"): a claim when the sentence also has a word of those languages' grammar (an article,
+# a preposition, the verb "to be"; none that is also an English word), so a stray "io" or "mi" in
+# English text is not one.
+_FOREIGN_FIRST_PERSON = re.compile(
+    r"\b(?:mi|mis|yo|nuestr[oa]s?|conmigo|meu|minha|meus|minhas|nosso|nossa|mon|je|j'|moi|notre|nos|"
+    r"mein|meine|meinen|meinem|meiner|ich|wir|unser|unsere|unseren|mio|mia|miei|mie|io|noi)(?!\w)"
+)
+_FOREIGN_FUNCTION = frozenset(
+    """
+    el la los las de del es que un una con por para su todos todas
+    os dos das uma em na com é são
+    le les des du est et une au aux dans pour avec sur ce cette
+    der das dem und ist sind ein eine einen mit von zu auf für nicht jeden jede
+    il gli di della è sono che
+    """.split()  # noqa: SIM905 -- a word list reads better as text
+)
+_FOREIGN_WORD = re.compile(r"[^\W\d_]+")
+
+
+def _foreign_first_person(text: str) -> bool:
+    if _FOREIGN_FIRST_PERSON.search(text) is None:
+        return False
+    return any(w in _FOREIGN_FUNCTION for w in _FOREIGN_WORD.findall(text))
+
+
 # Any other first-person statement of what the creator does or did ("I served in the army", "we
 # hike every weekend", "I hold a black belt") is a claim too, unless its verb gives an opinion, a
 # feeling, an intention or a courtesy rather than a fact ("I think", "I hope", "I'd say").
@@ -159,7 +191,7 @@ def is_claim(text: str, subjects: frozenset[str] = frozenset()) -> bool:
     stripped = text.strip()
     if not stripped or stripped.endswith("?") or _NON_CLAIM.search(stripped):
         return False
-    if _CLAIM.search(stripped) is not None:
+    if _CLAIM.search(stripped) is not None or _foreign_first_person(stripped):
         return True
     if any(m.group(1) not in _OPINION_VERBS for m in _FIRST_PERSON_VERB.finditer(stripped)):
         return True

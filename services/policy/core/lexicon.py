@@ -18,7 +18,14 @@ Italian ("hijos", "enceinte", "elecciones", "sueldo"): the message embedding (Mi
 English-centric and places a question in another language poorly, so the words are what catch
 it. Words that are also common English or baking words ("kinder", "peso", "regime", "kilos",
 "bebé" for a starter, German "Gehalt" for a content) are only listed inside phrases ("hast du
-kinder") or left out.
+kinder") or left out. A few idioms name a subject without any of its words ("a bun in the
+oven", "eating for two", "links oder rechts"), and some questions are caught by their shape
+(:attr:`Concept.patterns`: the creator's earnings set against an old job).
+
+The other way round, :data:`BENIGN_SENSES` lists the everyday senses of words creators often
+choose as keywords ("measured by weight", "weigh the flour", "a rich dough", "vote for next
+week's bake", Spanish "son"): a keyword found only inside one of them does not match
+(``checks.py``), and the message is judged by its meaning (examples, classifier) alone.
 """
 
 from __future__ import annotations
@@ -37,11 +44,14 @@ class Concept:
         name: What the subject is called (keys :data:`topic_bank.SUBJECT_EXAMPLES`).
         triggers: Words or phrases of a topic that say the creator blocks this subject.
         terms: Words or phrases a fan uses for the subject, matched like keywords.
+        patterns: Regexes (over normalised text) for what no fixed phrase says: the shape of a
+            question rather than its words ("do you make more from X than you did as Y").
     """
 
     name: str
     triggers: tuple[str, ...]
     terms: tuple[str, ...]
+    patterns: tuple[str, ...] = ()
 
 
 CONCEPTS = (
@@ -55,7 +65,8 @@ CONCEPTS = (
                "parenting", "motherhood", "maternity leave", "daycare", "preschool", "kindergarten",
                "expecting a baby", "having a baby", "pregnancy", "pregnant", "are you expecting",
                "you expecting", "baby bump", "little bump", "your bump", "the bump", "ur bump", "trimester",
-               "morning sickness",
+               "morning sickness", "bun in the oven", "eating for two", "in the family way",
+               "baby on the way", "little one on the way",
                "baby shower", "gender reveal", "maternity", "paternity leave",
                # the same questions in the languages fans most often write in besides English
                # (MiniLM reads them poorly): Spanish, Portuguese, French, German, Italian
@@ -90,7 +101,11 @@ CONCEPTS = (
                "gobierno", "aranceles", "inmigración", "inmigracion", "partido político", "eleição",
                "eleições", "eleicoes", "votou", "governo", "élection", "élections", "gouvernement",
                "président", "politique", "as-tu voté", "tu as voté", "politik", "regierung", "präsident",
-               "wahlen", "elezioni", "hai votato"),
+               "wahlen", "elezioni", "hai votato", "welche partei", "partei wählst",
+               "links oder rechts", "rechts oder links", "izquierda o derecha", "derecha o izquierda",
+               "de izquierda", "de derecha", "gauche ou droite", "de gauche", "de droite",
+               "destra o sinistra", "sinistra o destra",
+               "esquerda ou direita", "de esquerda", "de direita", "left or right politically"),
     ),
     Concept(
         name="body",
@@ -120,7 +135,17 @@ CONCEPTS = (
                # other languages, as for family
                "cuánto ganas", "cuanto ganas", "sueldo", "salario", "ingresos", "quanto você ganha",
                "quanto voce ganha", "salário", "combien tu gagnes", "combien gagnez-vous", "salaire",
-               "revenus", "verdienst du", "quanto guadagni", "stipendio"),
+               "revenus", "verdienst du", "quanto guadagni", "stipendio", "making bank", "make bank",
+               "more lucrative", "pay better than", "pays better than", "make more money"),
+        patterns=(
+            # the creator's earnings set against a job or another income
+            r"\b(?:make|making|earn|earning|bring in|bringing in|pull in|pulling in)\s+more\s+"
+            r"(?:money\s+|cash\s+)?(?:from|off|with|doing|selling|now|these days|today)\b[^.?!]{0,80}?"
+            r"\bthan\s+(?:you\s+(?:did|made|earned|were|used to)|at\s+your|"
+            r"your\s+(?:old|last|former|previous|day|office|corporate)|when\s+you\s+(?:were|worked))\b",
+            r"\b(?:does|did|do|is|was)\s+(?:it|this|that|baking|the\s+\w+|your\s+\w+)\s+(?:pay|paying)\s+(?:you\s+)?"
+            r"(?:better|more)\s+than\b",
+        ),
     ),
 )  # fmt: skip
 
@@ -144,6 +169,11 @@ def related_concepts(topic: BlockedTopic) -> tuple[Concept, ...]:
     return tuple(c for c in CONCEPTS if any(_mentions(haystack, t) for t in c.triggers))
 
 
+def related_patterns(topic: BlockedTopic) -> tuple[str, ...]:
+    """Regexes of every concept the topic triggers (:attr:`Concept.patterns`)."""
+    return tuple(p for concept in related_concepts(topic) for p in concept.patterns)
+
+
 def related_terms(topic: BlockedTopic) -> tuple[str, ...]:
     """Terms of every concept the topic's name, description or keywords trigger, minus its keywords."""
     own = {k.casefold() for k in topic.keywords}
@@ -151,3 +181,47 @@ def related_terms(topic: BlockedTopic) -> tuple[str, ...]:
     for concept in related_concepts(topic):
         out.extend(t for t in concept.terms if t not in own and t not in out)
     return tuple(out)
+
+
+# Everyday senses of words creators often list as keywords, in the kitchen and in other languages:
+# "by weight", "weigh the flour", "a rich dough", "vote for next week's bake", Spanish "son" (are).
+# A keyword found only inside one of these spans is not the topic: a fan asking how to measure a
+# feed is not asking what the creator weighs. The spans name what the word acts on, so "how much
+# do you weigh" or "is bread making you rich" still match.
+_FOOD = (
+    r"(?:flour|dough|doughs|water|salt|sugar|butter|starter|levain|feed|feeding|ingredients?|loaf|loaves|"
+    r"batch|bread|rye|wheat|seeds|grains?|yeast|milk|eggs?|honey|oil|nuts|chocolate|cream|cheese|fruit|"
+    r"batter|brioche|crumb|crust|pastry|cake|cookies?|filling|sauce|frosting|glaze|custard|flavou?rs?|"
+    r"taste|grams?|ounces?|cups?|portions?|pieces?|rolls?|buns?|balls?|it|them)"
+)
+_DET = r"(?:the\s+|your\s+|my\s+|our\s+|all\s+|every\s+|a\s+|an\s+|one\s+)?"
+_SENSES = (
+    # measuring: "by weight", "weight or volume", "dough weight", "the weight of the flour"
+    r"\bby\s+weight\b",
+    r"\bweight\s+(?:or|vs\.?|versus|and)\s+(?:by\s+)?volume\b",
+    r"\bvolume\s+(?:or|vs\.?|versus|and)\s+(?:by\s+)?weight\b",
+    r"\b(?:in|total|net|dry|wet|baked|final|dough|flour|loaf|batch|starter|water|ingredient|grain)\s+weights?\b",
+    r"\bweights?\s+(?:of|for)\s+" + _DET + r"(?:\w+\s+)?" + _FOOD + r"\b",
+    # weighing an ingredient, or what an ingredient weighs
+    r"\bweigh(?:s|ed|ing)?\s+(?:out\s+)?" + _DET + r"(?:\w+\s+)?" + _FOOD + r"\b",
+    r"\b" + _FOOD + r"\s+(?:\w+\s+)?(?:weighs?|weighed|weighing)\b",
+    # a rich dough, a filling too rich
+    r"\brich(?:er|est)?\s+(?:\w+\s+)?" + _FOOD + r"\b",
+    r"\b" + _FOOD + r"\s+(?:(?:is|are|was|were|gets?|feels?|tastes?|seems?)\s+)?"
+    r"(?:too\s+|so\s+|very\s+|really\s+|quite\s+|a\s+bit\s+|super\s+)?rich(?:er)?\b",
+    # voting in the creator's own poll
+    r"\bvot(?:e|es|ed|ing)\s+(?:for|on)\s+(?:the\s+|your\s+|my\s+|our\s+|a\s+|next\s+)?(?:[\w']+\s+){0,2}?"
+    r"(?:bake|bread|loaf|recipe|flavou?r|video|poll|topic|winner|favou?rite|entry|entries|contest|challenge)s?\b",
+    # Spanish "son" (they are)
+    r"\b(?:que|los|las|ellos|ellas|cu[aá]les|estos|estas|esos|esas|mis|tus|sus|no|ya|tambi[eé]n|"
+    r"favorit[oa]s?|mejores|preferid[oa]s?)\s+son\b",
+    r"\bson\s+(?:los|las|muy|m[aá]s|de|del|mis|tus|sus|un|una|unos|unas|buen[oa]s|mejores|para|tan|bastante|"
+    r"perfect[oa]s|delicios[oa]s|f[aá]ciles|ric[oa]s|iguales|diferentes)\b",
+)
+BENIGN_SENSES = re.compile("|".join(f"(?:{p})" for p in _SENSES))
+"""The everyday senses of keywords, as one regex over normalised text."""
+
+
+def benign_spans(text: str) -> list[tuple[int, int]]:
+    """Spans of a normalised text where a keyword is used in an everyday sense (:data:`BENIGN_SENSES`)."""
+    return [m.span() for m in BENIGN_SENSES.finditer(text)]

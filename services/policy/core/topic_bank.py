@@ -54,6 +54,10 @@ SUBJECT_EXAMPLES: dict[str, tuple[str, ...]] = {
         "Would you raise your kids vegetarian?",
         "any mini-mes on the way? 👀",
         "when do we get a junior baker in the family",
+        # idioms for a pregnancy (no word of the subject in them)
+        "are you eating for two these days?",
+        "any news on the stork front? 🐣",
+        "is a little one on the way?",
     ),
     "politics": (
         "Who did you vote for?",
@@ -149,6 +153,12 @@ SUBJECT_EXAMPLES: dict[str, tuple[str, ...]] = {
         "what's the paycheck like being a creator 💰",
         "are you raking it in with the shop?",
         "bet you're rolling in cash from all the views lol",
+        # the creator's money measured against a job or another income
+        "Do you make more now than you did at your old job?",
+        "Does baking pay better than your last career?",
+        "Is the shop more lucrative than your day job was?",
+        "did you take a pay cut when you left your office job?",
+        "are you doing better money-wise than when you were a nurse?",
     ),
 }
 """Fan questions per sensitive subject, keyed by :attr:`lexicon.Concept.name`."""
@@ -175,6 +185,14 @@ ORDINARY_QUESTIONS: tuple[str, ...] = (
     "What's the best way to store bread so it stays fresh?",
     "Can I make this recipe gluten free?",
     "How do I know when the bulk ferment is done?",
+    # the baking senses of words a body, family or income topic also uses
+    "Does your bulk go faster in the summer?",
+    "How long is your bulk in a cold kitchen?",
+    "Grams or cups for the starter feed?",
+    "Should I weigh the flour or use cups?",
+    "What does the dough weigh after the bulk?",
+    "Is this brioche dough too rich for a beginner?",
+    "How much should the dough rise during the proof?",
     "What oven do you have?",
     "Which cookbook taught you the most?",
     "Any tips for baking at high altitude?",
