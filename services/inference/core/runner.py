@@ -129,6 +129,12 @@ class SlotRunner:
         self._device: list[ort.OrtValue] = []
         if self.device == "cpu":
             self._host = [np.zeros(shape, dtype=kv_dtype) for _ in self._past]
+            # Touch every page now: np.zeros maps them lazily, and the first prefill or cached-block
+            # copy into a fresh row then pays the page faults on a fan's time to first token (a
+            # 1,024-token prefix copy measured 115-437 ms instead of 13 ms, a 256-token prefill
+            # ~10% slower). Serving engines reserve their KV memory up front for the same reason.
+            for buffer in self._host:
+                buffer.fill(0)
             self._ptrs = [int(a.ctypes.data) for a in self._host]
         else:
             self._device = [
