@@ -76,6 +76,7 @@ class BlockPool:
             dtype=dtype,
         )
         """The blocks (index ``[:, block_id]``)."""
+        self.data.fill(0)  # reserve the budget now, not page by page on the engine thread (see SlotRunner)
 
     @staticmethod
     def bytes_per_block(config: LlamaConfig, block_size: int, dtype: type[np.floating[Any]]) -> int:
