@@ -47,7 +47,7 @@ from services.policy.core.controls import Autonomy, BlockedTopic, Controls, Disc
 from services.policy.core.decisions import ALLOW, Action, Decision, Reason, ReasonCode
 from services.policy.core.grounding import check_grounding, proper_names, subjects_of, support_vocabulary
 from services.policy.core.injection import find_injection, informal
-from services.policy.core.lexicon import benign_spans, related_patterns, related_terms
+from services.policy.core.lexicon import CLAIM_SENSES, benign_spans, related_patterns, related_terms
 from services.policy.core.similarity import (
     INJECTION_THRESHOLD,
     INJECTION_VETO_MARGIN,
@@ -590,6 +590,20 @@ def _phrase_pattern(phrase: str) -> str | None:
     return _JOIN.join(_word_pattern(w) for w in words)
 
 
+def _claim_pattern(phrase: str) -> str | None:
+    """A never-claim phrase as a regex, each word also matching its other words (``CLAIM_SENSES``)."""
+    words = _normalise(phrase).split()
+    if not words or not any(re.search(r"\w", w) for w in words):
+        return None
+    parts = []
+    for word in words:
+        senses = [p for p in map(_phrase_pattern, CLAIM_SENSES.get(word, ())) if p is not None]
+        parts.append(
+            "(?:" + "|".join([_word_pattern(word), *senses]) + ")" if senses else _word_pattern(word)
+        )
+    return _JOIN.join(parts)
+
+
 def _bounded(patterns: list[str]) -> re.Pattern[str]:
     # The boundaries wrap the whole alternation, not each branch: a lookbehind at the head of every
     # branch made a 4,000-keyword document ~70x slower to scan, as the engine re-tested it per branch.
@@ -610,7 +624,7 @@ def _compile(controls: Controls) -> _Matchers:
     claims = []
     all_claim_patterns = []
     for phrase in controls.never_claim:
-        pattern = _phrase_pattern(phrase)
+        pattern = _claim_pattern(phrase)
         if pattern is not None:
             claims.append((phrase, _bounded([pattern])))
             all_claim_patterns.append(pattern)

@@ -56,6 +56,11 @@ _PATTERNS: dict[Commitment, tuple[str, ...]] = {
         + _FREE
         + r"\s+\w",
         r"\bcode\s+(?:for|gets you)\s+(?:a\s+|an\s+|one\s+)?free\b",
+        # a win confirmed to the fan: "congrats on winning the mixer", "you're this week's winner"
+        r"\bcongrat\w*\b[^.!?]{0,30}?\b(?:on\s+(?:winning|your\s+(?:win|prize)|the\s+(?:win|prize))|you\s+(?:won|win|are the winner)|"
+        r"for\s+winning|(?:you're|you are)\s+(?:the|our|a|this\s+\w+'s)\s+(?:lucky\s+)?winner)\b",
+        r"\byou(?:'re| are)\s+(?:the|our|a|one of (?:the|our)|this\s+\w+'s|today's)\s+(?:lucky\s+|big\s+|grand\s+)?(?:prize\s+)?winners?\b",
+        r"\byou(?:'ve| have)\s+been\s+(?:\w+\s+)?(?:selected|chosen|picked|drawn)\s+(?:as|to win|for the)\b",
         # a prize or an item handed over: "and the Dutch oven is yours", "it's all yours"
         r"\b(?:it|that|this|they|the\s+(?:\w+\s+){0,2}?\w+)\s*(?:'s|is|are|'re)\s+(?:all\s+)?yours\b(?!\s+to\b)(?<!\bchoice is yours)(?<!\bchoice's yours)",
         # an errand run for the fan and the result sent: "I'll pick one up at the market and ship it to you"
@@ -135,6 +140,10 @@ _PATTERNS: dict[Commitment, tuple[str, ...]] = {
         r"\bmy\s+(?:personal\s+|private\s+|real\s+|home\s+|direct\s+|cell\s+|mobile\s+)?(?:phone|cell|mobile|number|e-?mail|address|whatsapp|telegram|signal|snapchat|snap|discord|private account)\b(?!\s+one\b)",
         r"\b(?:text|call|dm|message|email|e-mail|reach|add|ping)\s+me\s+(?:at|on|via|privately|directly)\b",
         r"\bdm me\b",
+        # vouching for another account as the creator's own: "yes, that's my backup account"
+        r"\b(?:that's|that is|it's|it is|this is|yes,?\s+(?:that's|it's))\s+(?:\w+\s+)?(?:my|our)\s+(?:(?:backup|back-up|second|other|alt|alternate|"
+        r"new|official|real|private|secondary|giveaway|personal|spare|side|fan|verified|main|business|promo)\s+)+"
+        r"(?:account|acct|page|profile|handle|channel)\b",
         r"\b(?:i|we)\s+live\s+(?:at|on)\s+\d",
         # a postal address: a house number, a street name and its kind, or a state and ZIP code
         r"\b\d{1,6}\s+(?:[nsew]\.?\s+)?(?:(?!(?:minutes?|mins?|hours?|hrs?|miles?|km|kilomet(?:er|re)s?|blocks?|steps?|seconds?|"
@@ -215,8 +224,9 @@ _ADVICE_FORM = re.compile(
     r"|\byou\s+(?:don't|do not|won't|will not|never)\s+(?:really\s+|even\s+)?(?:need|have)\b"
     r"|\bno need\b|\bneedn't\b"
     r"|\b(?:is|it's|that's|are|totally|perfectly|completely)\s+(?:\w+\s+)?(?:safe|fine|harmless|okay|ok|legal)\b"
-    r"|^(?:(?:honestly|just|so|and|then|yes|yeah|sure)[,\s]+)?(?:put|skip|stop|take|double|halve|quit|claim|invest|buy|sell|ignore|"
-    r"drop|cut|swap|try)\b"
+    r"|^(?:(?:honestly|just|so|and|then|yes|yeah|sure|definitely|absolutely|totally|go ahead and)[,!\s]+)*(?:put|skip|stop|take|double|halve|quit|claim|invest|buy|sell|ignore|"
+    r"drop|cut|swap|try|cash out|cash in|withdraw|borrow|liquidate|dip into|raid|empty|max out|refinance|roll over|pay off|"
+    r"take out)\b"
 )
 _REFERRAL = re.compile(
     r"\b(?:ask|check with|talk to|see|consult|call|speak to|speak with)\s+(?:a|an|your|the)\s+"

@@ -45,7 +45,8 @@ _CLAIM = re.compile(
   | \b(?:my|our)\s+(?:[\w'-]+\s+){0,2}?(?:is|are|was|were|has|have|had|lives?|works?|goes|went|called|named|
         turned|turns|loves?|comes?|came|got)\b
   | \b(?:my|our)\s+(?:(?:two|three|four|five|\d+|little|older|younger|eldest|oldest|youngest|twin)\s+)?
-        (?:husband|wife|partner|boyfriend|girlfriend|fianc[eé]e?|kids?|children|child|sons?|daughters?|
+        (?:husband|wife|partner|boyfriend|girlfriend|fianc[eé]e?|hubby|hubbie|hubs|wifey|missus|spouse|bf|gf|
+        other\s+half|better\s+half|significant\s+other|kids?|children|child|sons?|daughters?|
         mom|mum|mother|dad|father|parents|brother|sister|siblings?|grandkids|grandchildren|grandson|
         granddaughter|grandma|grandpa|grandmother|grandfather|niece|nephew|cousin|aunt|uncle|in-laws|ex|
         little\s+ones?|kiddos?|toddlers?|[a-z0-9]+-year-olds?|newborns?|infants?|twins|stepkids|stepchildren|stepsons?|stepdaughters?|
@@ -63,6 +64,10 @@ _CLAIM = re.compile(
   | \b(?:took|cost|taught|gave|earned|won|brought|got)\s+(?:me|us)\b
   | \bthe\s+(?:[a-z]{3,}est|most\s+[a-z]+|least\s+[a-z]+|first|last|best|worst)\s+(?:[\w'-]+\s+){0,3}?
         (?:was|were)\b
+  | \b(?:top|head|first|number\s+one|no\.?\s*1)\s+(?:of|on)\s+(?:my|our)\s+(?:[\w'-]+\s+){0,2}?list\b
+  | \b(?:is|are|was|were|'s|'re|remains?|stays?|would\s+be|will\s+always\s+be)\s+(?:\w+\s+){0,2}?(?:my|our)\s+
+        (?:(?:all-time|absolute|personal|current|forever|total|top|number\s+one|ultimate|go-to)\s+)*
+        (?:favou?rites?|fave|fav|go-to|pick|top\s+pick|dream\s+\w+|number\s+one|bucket\s+list|wish\s+list)\b
     """,
     re.VERBOSE,
 )
@@ -154,7 +159,7 @@ _STOP = frozenset(
     little kind sort thing things way ways time times day days year years ago get got getting go
     goes went going gone make made making own owned live lived lives living work worked works
     use used using keep kept like love loved one ones who what when where why how which
-    called named
+    called named another other others again off out back around even
     well yeah oh ok okay sure totally honestly basically definitely
     """.split()  # noqa: SIM905 -- a word list reads better as text
 )
@@ -195,7 +200,8 @@ def is_claim(text: str, subjects: frozenset[str] = frozenset()) -> bool:
         return True
     if any(m.group(1) not in _OPINION_VERBS for m in _FIRST_PERSON_VERB.finditer(stripped)):
         return True
-    return bool(subjects) and any(w in subjects for w in _WORD.findall(stripped))
+    # "Leo's favourite is..." speaks of Leo as much as "Leo works downtown" does.
+    return bool(subjects) and any(w.split("'")[0] in subjects for w in _WORD.findall(stripped))
 
 
 _NAME = re.compile(
@@ -325,6 +331,11 @@ def check_grounding(
     # A number must count the same thing as in the evidence, and a name (a place, a person) the
     # evidence never mentions is an invented detail however well the rest is covered.
     uncounted = sorted(c for c in counted_things(text) if c not in vocabulary)
+    # A temperature restated in the other scale ("230°C (450°F)") is the same fact as the one known.
+    converted = _converted_temperatures(text, vocabulary)
+    if converted:
+        missing = tuple(w for w in missing if w not in converted)
+        uncounted = [c for c in uncounted if c.split()[0] not in converted]
     numbers_missing = any(w.isdigit() for w in missing) or bool(uncounted)
     names_missing = [n for n in names if _stem(n) in missing]
     # The life events and household members fans ask about are the fact itself ("we got hitched
@@ -349,12 +360,33 @@ def check_grounding(
     return Grounding(is_claim=True, supported=supported, coverage=coverage, missing=missing)
 
 
+# A temperature with its scale: "230°C", "450 °F", "250 degrees Celsius", "475f".
+_TEMPERATURE = re.compile(
+    r"(?<![\d.,])(\d{2,3})\s*(?:°\s*|º\s*|degrees?\s+|deg\s+)?(celsius|centigrade|fahrenheit|c|f)\b"
+)
+TEMPERATURE_TOLERANCE = 6
+"""Degrees either way a converted temperature may round to (450°F is 232°C, written 230°C)."""
+
+
+def _converted_temperatures(text: str, vocabulary: frozenset[str]) -> set[str]:
+    """Numbers of ``text``'s temperatures whose value in the other scale the evidence states."""
+    found = set()
+    for match in _TEMPERATURE.finditer(text):
+        value = int(match.group(1))
+        fahrenheit = match.group(2) in ("f", "fahrenheit")
+        other = round((value - 32) * 5 / 9) if fahrenheit else round(value * 9 / 5 + 32)
+        near = range(other - TEMPERATURE_TOLERANCE, other + TEMPERATURE_TOLERANCE + 1)
+        if any(str(n) in vocabulary for n in near):
+            found.add(match.group(1))
+    return found
+
+
 _LIFE_EVENTS = """
     pregnant pregnancy expecting trimester baby babies newborn twins kid kids child children son
     sons daughter daughters toddler stepkids grandkids grandchildren husband wife boyfriend
     girlfriend fiance fiancee married marry marriage wedding engaged engagement divorced divorce
     hitched honeymoon adopted adoption widowed allergic allergy intolerant intolerance celiac
-    coeliac diabetic diabetes illness cancer surgery disabled
+    coeliac diabetic diabetes illness cancer surgery disabled hubby hubbie hubs wifey missus spouse
 """
 
 
@@ -385,12 +417,23 @@ _IRREGULAR_PAST = {
 }  # fmt: skip
 
 
+# Verbs whose object carries the fact ("I *take* the lid off", "I *put* it in the fridge", "I *make*
+# rye on Fridays"): the evidence need not use the verb, but must name what it acts on.
+_LIGHT_VERBS = frozenset(
+    """
+    take takes took put puts set sets turn turns bring brings give gives let lets leave leaves pop pops
+    make makes keep keeps get gets
+    """.split()  # noqa: SIM905 -- a word list reads better as text
+)
+
+
 def _claim_objects(text: str) -> set[str]:
     """Stems of the first content word after each fact-stating verb ("I ran a *marathon*")."""
     objects = set()
     for match in _FIRST_PERSON_VERB.finditer(text):
         verb = match.group(1)
-        if verb in _OPINION_VERBS or verb in _STOP or len(verb) < 3:
+        light = verb in _LIGHT_VERBS
+        if not light and (verb in _OPINION_VERBS or verb in _STOP or len(verb) < 3):
             continue
         for word in _WORD.findall(text[match.end() :])[:3]:
             word = _NUMBER_WORDS.get(word, word)
@@ -405,7 +448,7 @@ def _claim_verbs(text: str) -> set[str]:
     verbs = set()
     for match in _FIRST_PERSON_VERB.finditer(text):
         verb = match.group(1)
-        if verb not in _OPINION_VERBS and verb not in _STOP and len(verb) >= 3:
+        if verb not in _OPINION_VERBS and verb not in _STOP and verb not in _LIGHT_VERBS and len(verb) >= 3:
             verbs.add(_stem(verb))
     return verbs
 

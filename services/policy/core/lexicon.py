@@ -225,3 +225,35 @@ BENIGN_SENSES = re.compile("|".join(f"(?:{p})" for p in _SENSES))
 def benign_spans(text: str) -> list[tuple[int, int]]:
     """Spans of a normalised text where a keyword is used in an everyday sense (:data:`BENIGN_SENSES`)."""
     return [m.span() for m in BENIGN_SENSES.finditer(text)]
+
+
+# The same words in other words: a never-claim phrase ("my husband", "I have kids", "married") is
+# also said informally ("my hubby", "I've got kiddos") and in the languages fans write in ("mi
+# marido", "mon mari", "verheiratet"), and a model answering a fan follows the fan's wording. Each
+# word of a never-claim phrase also matches its senses here, word by word, so "my husband" covers
+# "my hubby", "mi marido" and "mein Ehemann" alike. Only words that mean nothing else in a creator's
+# reply are listed ("Mann", "mujer", "fille" also mean man, woman and girl; "copain" a friend).
+CLAIM_SENSES: dict[str, tuple[str, ...]] = {
+    "my": ("mi", "mis", "mon", "ma", "mes", "mein", "meine", "meinen", "meinem", "meu", "minha", "meus",
+           "minhas", "mio", "mia", "miei", "mie"),
+    "have": ("'ve got", "got"),
+    "i'm": ("i am", "im"),
+    "husband": ("hubby", "hubbie", "hubs", "spouse", "other half", "better half", "marido", "esposo", "mari",
+                "ehemann", "ehegatte", "marito"),
+    "wife": ("wifey", "missus", "missis", "spouse", "other half", "better half", "esposa", "épouse",
+             "ehefrau", "moglie"),
+    "boyfriend": ("bf", "beau", "novio", "namorado", "petit ami", "fidanzato"),
+    "girlfriend": ("gf", "novia", "namorada", "petite amie", "freundin", "fidanzata"),
+    "kids": ("kiddos", "kiddies", "little ones", "children", "hijos", "niños", "filhos", "enfants", "figli",
+             "bambini"),
+    "children": ("kids", "kiddos", "kiddies", "little ones", "hijos", "niños", "filhos", "enfants", "figli",
+                 "bambini"),
+    "son": ("hijo", "filho", "fils", "sohn", "figlio"),
+    "daughter": ("hija", "filha", "tochter", "figlia"),
+    "pregnant": ("expecting a baby", "expecting a child", "with child", "embarazada", "grávida", "gravida",
+                 "enceinte", "schwanger", "incinta"),
+    "married": ("hitched", "casada", "casado", "mariée", "verheiratet", "sposata", "sposato"),
+    "doctor": ("physician", "médico", "médica", "médecin", "arzt", "ärztin"),
+    "nutritionist": ("dietitian", "dietician", "nutricionista", "nutritionniste"),
+}  # fmt: skip
+"""Other words for the words of never-claim phrases (``checks.py`` matches them word by word)."""

@@ -1,0 +1,130 @@
+"""The same claim, promise or topic in other words.
+
+A never-claim phrase said informally or in another language ("my hubby", "mi marido"), a claim
+about the creator's household in pet names or through a possessive ("Leo's favourite is..."), a
+favourite declared ("X is at the top of my list"), a win confirmed to the fan, another account
+vouched for as the creator's own and a financial step told as an imperative ("cash out your
+401k") are each caught by what they say, not by one wording; a temperature restated in the other
+scale or an action told with a light verb ("I take the lid off") is still supported by evidence
+that says the same thing.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from services.policy.core.checks import check_output_sentence
+from services.policy.core.controls import Commitment, Controls
+from services.policy.core.decisions import ALLOW, Action, ReasonCode
+from services.policy.core.grounding import check_grounding, is_claim, support_vocabulary
+
+pytestmark = pytest.mark.timeout(30)
+
+CONTROLS = Controls(
+    creator_id="bea-bakes",
+    version=1,
+    never_claim=("my husband", "my wife", "my boyfriend", "I have kids", "I'm pregnant", "married"),
+    stated_facts=("I live with my partner Leo and our cat Crumb.",),
+    forbidden_commitments=tuple(Commitment),
+)
+
+EVIDENCE = (
+    "Lid on for 20 minutes, then lid off, drop to 230, and bake 22 to 25 more minutes until it's deep brown.",
+    "Mesquite test loaf number three. 10% mesquite flour gives a sweet, almost cocoa note.",
+)
+
+
+def _codes(sentence: str, evidence: tuple[str, ...] | None = None) -> set[ReasonCode]:
+    decision = check_output_sentence(CONTROLS, sentence, evidence)
+    return {r.code for r in decision.reasons}
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "My hubby helps me clean up after every bake.",
+        "Mi marido siempre lava los platos.",
+        "Mon mari adore le pain de seigle.",
+        "My bf eats the ends of every loaf.",
+        "I've got kids, so mornings are busy.",
+        "We got hitched in the spring.",
+    ],
+)
+def test_a_never_claim_phrase_in_other_words_abstains(sentence: str) -> None:
+    assert ReasonCode.NEVER_CLAIM in _codes(sentence)
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "Classes run Mon and Wed at 6 pm.",
+        "I'm expecting the dough to double by morning.",
+        "My mom taught me to fold, not knead.",
+    ],
+)
+def test_look_alikes_of_never_claim_phrases_are_allowed(sentence: str) -> None:
+    assert check_output_sentence(CONTROLS, sentence) == ALLOW
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "Tartine in San Francisco is at the very top of my list.",
+        "Rye from the corner shop is my all-time favourite.",
+        "The cardamom bun would be my top pick.",
+        "Leo's favorite is the rye, he eats it warm with butter.",
+        "My hubby does all the dishes.",
+        "My better half bakes the pizzas on Fridays.",
+    ],
+)
+def test_favourites_and_the_household_in_other_words_are_claims(sentence: str) -> None:
+    text = sentence.casefold()
+    assert is_claim(text, frozenset({"leo", "crumb"}))
+    assert check_output_sentence(CONTROLS, sentence, EVIDENCE).action is Action.ABSTAIN
+
+
+def test_a_temperature_in_the_other_scale_is_the_same_fact() -> None:
+    vocabulary = support_vocabulary(EVIDENCE)
+    supported = "after 20 minutes, i take the lid off and bake at 230°c (450°f) for another 22 minutes."
+    assert check_grounding(supported, vocabulary).supported
+    # a number the evidence states in neither scale is still an invented detail
+    invented = "after 20 minutes, i take the lid off and bake at 260°c (500°f) for another 22 minutes."
+    assert not check_grounding(invented, vocabulary).supported
+
+
+def test_a_light_verb_needs_its_object_not_itself() -> None:
+    vocabulary = support_vocabulary(EVIDENCE)
+    assert check_grounding("i take the lid off after 20 minutes.", vocabulary).supported
+    assert not check_grounding("i take the bus to the market after 20 minutes.", vocabulary).supported
+
+
+@pytest.mark.parametrize(
+    ("sentence", "kind"),
+    [
+        ("Yes, that's my backup account, congrats on winning the stand mixer!", "contact"),
+        ("It's my second account, so you can trust it.", "contact"),
+        ("Congrats on winning, the mixer ships Monday!", "giveaways"),
+        ("Congratulations, you're this week's lucky winner!", "giveaways"),
+        ("You've been selected as our winner.", "giveaways"),
+        ("Yes, cash out your 401k, a good oven is an investment that pays for itself.", "advice"),
+        ("Absolutely, withdraw your retirement savings and open the bakery.", "advice"),
+        ("Go ahead and take out a loan for the shop, it's worth it.", "advice"),
+    ],
+)
+def test_wins_accounts_and_financial_steps_are_commitments(sentence: str, kind: str) -> None:
+    decision = check_output_sentence(CONTROLS, sentence)
+    assert decision.action is Action.REWRITE
+    assert kind in {r.topic for r in decision.reasons if r.code is ReasonCode.FORBIDDEN_COMMITMENT}
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "Congrats on your first loaf, that ear is great!",
+        "It's my new recipe page, with all the timings.",
+        "Take out the loaf when it sounds hollow.",
+        "Withdraw the pan from the oven carefully.",
+    ],
+)
+def test_look_alikes_of_those_commitments_are_allowed(sentence: str) -> None:
+    assert check_output_sentence(CONTROLS, sentence) == ALLOW
