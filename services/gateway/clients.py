@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from typing import TypeVar
 
 import grpc
@@ -37,7 +38,7 @@ from services.gateway.core.types import (
     VoiceExample,
     VoiceExamples,
 )
-from services.gateway.replicas import InferenceReplicas
+from services.gateway.replicas import RECONNECT_GRACE_SECONDS, InferenceReplicas
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -349,23 +350,39 @@ class InferenceClient:
         r = self._replicas
         return routing.any_order(r.addresses, r.health, r.clock(), self._turn)
 
+    async def _attempts(self, order: list[str]) -> AsyncGenerator[str, None]:
+        """The replicas to call, in ``order``; the caller stops iterating once a call succeeds.
+
+        When every one of them has failed, one more: the first whose channel reconnects within
+        :data:`RECONNECT_GRACE_SECONDS`. A channel in its reconnect back-off fails calls at once,
+        so without this a turn right after a replica (re)started would fail although it is back.
+        """
+        for address in order:
+            if self._replicas.stub(address) is not None:
+                yield address
+        again = await self._replicas.first_ready(order, within=RECONNECT_GRACE_SECONDS)
+        if again is not None:
+            log.info("inference replica %s reconnected; trying it again", again)
+            yield again
+
     async def _unary(self, call: Callable[[inf_grpc.InferenceServiceAsyncStub], Awaitable[T]]) -> T:
         """Run an idempotent call on any replica, moving on from those that are UNAVAILABLE."""
         failure: grpc.aio.AioRpcError | None = None
-        for address in self._any_order():
-            stub = self._replicas.stub(address)
-            if stub is None:
-                continue
-            try:
-                result = await call(stub)
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() != grpc.StatusCode.UNAVAILABLE:
-                    raise
-                self._mark_down(address, exc)
-                failure = exc
-                continue
-            self._replicas.health.mark_up(address)
-            return result
+        async with contextlib.aclosing(self._attempts(self._any_order())) as attempts:
+            async for address in attempts:
+                stub = self._replicas.stub(address)
+                if stub is None:
+                    continue
+                try:
+                    result = await call(stub)
+                except grpc.aio.AioRpcError as exc:
+                    if exc.code() != grpc.StatusCode.UNAVAILABLE:
+                        raise
+                    self._mark_down(address, exc)
+                    failure = exc
+                    continue
+                self._replicas.health.mark_up(address)
+                return result
         if failure is not None:
             raise failure
         raise Unavailable("no inference replicas are known yet")
@@ -403,35 +420,37 @@ class InferenceClient:
         r = self._replicas
         order = routing.failover_order(affinity, r.addresses, r.health, r.clock())
         failure: grpc.aio.AioRpcError | None = None
-        for address in order:
-            stub = r.stub(address)
-            if stub is None:
-                continue
-            call = stub.Generate(request, timeout=120)
-            streamed = False
-            try:
-                async for piece in call:
-                    if not streamed:
-                        streamed = True
-                        r.health.mark_up(address)
-                    done = piece.finish_reason != inf_pb.FINISH_REASON_UNSPECIFIED
-                    yield GenerationChunk(
-                        text=piece.text,
-                        finished=done,
-                        prompt_tokens=piece.usage.prompt_tokens,
-                        completion_tokens=piece.usage.completion_tokens,
-                        cached_prompt_tokens=piece.usage.cached_prompt_tokens,
-                    )
-                return
-            except grpc.aio.AioRpcError as exc:
-                if exc.code() != grpc.StatusCode.UNAVAILABLE:
-                    raise
-                self._mark_down(address, exc)
-                if streamed:
-                    raise  # the fan has seen part of this reply: another replica would write a different one
-                failure = exc
-            finally:
-                call.cancel()  # type: ignore[no-untyped-call]  # frees the engine's sequence if the fan went away mid-reply
+        async with contextlib.aclosing(self._attempts(order)) as attempts:
+            async for address in attempts:
+                stub = r.stub(address)
+                if stub is None:
+                    continue
+                call = stub.Generate(request, timeout=120)
+                streamed = False
+                try:
+                    async for piece in call:
+                        if not streamed:
+                            streamed = True
+                            r.health.mark_up(address)
+                        done = piece.finish_reason != inf_pb.FINISH_REASON_UNSPECIFIED
+                        yield GenerationChunk(
+                            text=piece.text,
+                            finished=done,
+                            prompt_tokens=piece.usage.prompt_tokens,
+                            completion_tokens=piece.usage.completion_tokens,
+                            cached_prompt_tokens=piece.usage.cached_prompt_tokens,
+                        )
+                    return
+                except grpc.aio.AioRpcError as exc:
+                    if exc.code() != grpc.StatusCode.UNAVAILABLE:
+                        raise
+                    self._mark_down(address, exc)
+                    if streamed:
+                        # The fan has seen part of this reply: another replica would write a different one.
+                        raise
+                    failure = exc
+                finally:
+                    call.cancel()  # type: ignore[no-untyped-call]  # frees the engine's sequence if the fan went away mid-reply
         if failure is not None:
             raise failure
         raise Unavailable("no inference replicas are known yet")

@@ -34,6 +34,11 @@ Connector = Callable[[str], grpc.aio.Channel]
 _RECONNECT_OPTIONS = (("grpc.initial_reconnect_backoff_ms", 200), ("grpc.max_reconnect_backoff_ms", 5000))
 #: How long calls still running on a replica that left the set may finish.
 DRAIN_SECONDS = 30.0
+#: After every replica failed a call before answering, how long to wait for one to reconnect: the
+#: longest reconnect back-off above plus its 20% jitter, so a replica that is back (restarted, or
+#: still starting when the gateway did) is found by its next connection attempt, while a fan whose
+#: replicas are all really down still hears so within seconds.
+RECONNECT_GRACE_SECONDS = 6.0
 
 
 def connect(address: str) -> grpc.aio.Channel:
@@ -116,6 +121,37 @@ class InferenceReplicas:
                 self._closing.add(task)
                 task.add_done_callback(self._closing.discard)
         self.health.forget_except(list(wanted))
+
+    async def first_ready(self, addresses: Sequence[str], *, within: float) -> str | None:
+        """The first of ``addresses`` whose channel is (or becomes) READY within ``within`` seconds.
+
+        A call on a channel inside its reconnect back-off fails at once with UNAVAILABLE, even when
+        the replica is already back; waiting for the channel's next attempt tells the two apart.
+        Replicas whose channel the caller owns cannot be watched and are skipped (``None`` if none).
+        """
+        waits: dict[asyncio.Future[None], str] = {}
+        for address in dict.fromkeys(addresses):
+            replica = self._replicas.get(address)
+            if replica is not None and replica.channel is not None:
+                waits[asyncio.ensure_future(replica.channel.channel_ready())] = address
+        if not waits:
+            return None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        pending: set[asyncio.Future[None]] = set(waits)
+        try:
+            while pending:
+                left = deadline - loop.time()
+                if left <= 0:
+                    return None
+                done, pending = await asyncio.wait(pending, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+                for future in done:
+                    if not future.cancelled() and future.exception() is None:
+                        return waits[future]
+            return None
+        finally:
+            for future in pending:
+                future.cancel()
 
     async def refresh(self) -> None:
         """Resolve the addresses once; a failed or empty answer keeps the current set.

@@ -59,16 +59,22 @@ def test_inference_crash_mid_reply_is_unavailable_promptly_and_recovers(
     settings = _settings(model_dir, database_url, redis_url, tmp_path, AVATAR_GATEWAY_MAX_TOKENS="1000")
     with Stack(settings) as stack:
         ingest_path(stack.target("ingest"), "rio", SAMPLES / "coach-rio")
+        gateway = stack.target("gateway")
+        killed_at: float | None = None
         # The random test model may end a reply early (an end token); try again until the kill
         # lands while a reply is still streaming.
         for attempt in range(5):
             first_delta = threading.Event()
+            done = threading.Event()
             outcome: dict[str, object] = {}
 
             def converse(
-                message: str, first: threading.Event = first_delta, out: dict[str, object] = outcome
+                message: str,
+                first: threading.Event = first_delta,
+                finished: threading.Event = done,
+                out: dict[str, object] = outcome,
             ) -> None:
-                with grpc.insecure_channel(stack.target("gateway")) as ch:
+                with grpc.insecure_channel(gateway) as ch:
                     request = conv_pb.ConverseRequest(creator_id="rio", fan_id="fan", message=message)
                     try:
                         for event in conv_grpc.ConversationServiceStub(ch).Converse(request, timeout=120):
@@ -78,21 +84,43 @@ def test_inference_crash_mid_reply_is_unavailable_promptly_and_recovers(
                     except grpc.RpcError as err:
                         out["code"] = err.code()
                     out["at"] = time.monotonic()
+                    finished.set()
 
             fan = threading.Thread(target=converse, args=(f"Tell me everything, part {attempt}.",))
             fan.start()
-            assert first_delta.wait(60), "the reply never started streaming"
+            # Wait for this reply's first token, or for the turn to end without one (a reply held
+            # back whole, or a gateway that has not reconnected yet): then there is nothing to kill.
+            deadline = time.monotonic() + 60
+            while not (first_delta.is_set() or done.is_set()):
+                assert time.monotonic() < deadline, "the turn neither streamed nor ended"
+                first_delta.wait(0.1)
+            if not first_delta.is_set():
+                fan.join()
+                continue
             killed_at = time.monotonic()
             stack.kill("inference")
             fan.join(30)
             stack.restart("inference")
+            _wait_answered(gateway, "rio")
             if outcome["code"] != grpc.StatusCode.OK:
                 break
+        assert killed_at is not None, "no reply streamed in five attempts"
         assert outcome["code"] == grpc.StatusCode.UNAVAILABLE
         assert float(outcome["at"]) - killed_at < 5.0, "the fan must learn of the failure promptly"  # type: ignore[arg-type]
 
-        end = _turn(stack.target("gateway"), "rio", "How do I start?")
-        assert end.outcome == conv_pb.REPLY_OUTCOME_ANSWERED
+
+def _wait_answered(gateway: str, creator: str, within: float = 60.0) -> None:
+    """After a restart: turns answer again, and until then fail only as UNAVAILABLE."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            end = _turn(gateway, creator, "How do I start?")
+            assert end.outcome == conv_pb.REPLY_OUTCOME_ANSWERED
+            return
+        except grpc.RpcError as err:
+            assert err.code() == grpc.StatusCode.UNAVAILABLE, err.details()
+            assert time.monotonic() < deadline, "the gateway did not recover after inference came back"
+            time.sleep(0.5)
 
 
 def test_services_ride_out_a_postgres_restart(model_dir: Path, redis_url: str, tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from avatar.v1 import inference_service_pb2 as inf_pb
 from avatar.v1 import inference_service_pb2_grpc as inf_grpc
 from avatar.v1 import memory_service_pb2 as mem_pb
 from avatar.v1 import memory_service_pb2_grpc as mem_grpc
+from services.cli.stack import free_port
 from services.common.config import ServerConfig
 from services.common.server import RunningServer, start_server
 from services.gateway import server as gateway_server
@@ -248,5 +249,35 @@ async def test_replicas_follow_what_the_name_resolves_to(two_replicas: dict[str,
         assert replicas.addresses == [targets[0]]
         assert await served_by() == targets[0]
         assert len(await client.embed(["hello", "world"])) == 2
+    finally:
+        await replicas.close()
+
+
+async def test_a_replica_back_after_a_restart_is_called_even_inside_the_reconnect_back_off(
+    model_dir: Path,
+) -> None:
+    # The gateway's first turn after inference (re)started used to fail UNAVAILABLE: its channel was
+    # still waiting out the reconnect back-off from the downtime, and calls fail at once meanwhile.
+    port = free_port()
+    target = f"127.0.0.1:{port}"
+    replicas = InferenceReplicas([target])
+    client = InferenceClient(replicas, inf_pb.SamplingParams(max_tokens=4, temperature=0.0))
+    cfg = InferenceConfig(
+        _server(), model_dir, 1, 8, 256, build_missing=False, max_batch=4, max_seq_len=1024, kv_cache_mb=32
+    )
+    try:
+        # Down: the fan hears UNAVAILABLE (after the grace), not a hang until the RPC deadline.
+        with pytest.raises(grpc.aio.AioRpcError) as down:
+            await client.embed(["anyone there?"])
+        assert down.value.code() == grpc.StatusCode.UNAVAILABLE
+        # Loading the model takes a while, and the channel keeps backing off meanwhile.
+        built = await inference_server.build(cfg)
+        server = await start_server(built, port=port)
+        try:
+            assert len((await client.embed(["back again"]))[0]) > 0
+            chunks = [c async for c in client.generate(_messages("Hello!"), "c/f/conv", affinity="c")]
+            assert chunks and chunks[-1].finished
+        finally:
+            await server.stop(0.5)
     finally:
         await replicas.close()
