@@ -21,11 +21,13 @@ def bag_of_words(text: str) -> np.ndarray:
 
 
 class CountingEmbedder:
-    """An embedding function over :func:`bag_of_words` that records the size of every call."""
+    """An embedding function over :func:`bag_of_words` that records the size and texts of every call."""
 
     def __init__(self) -> None:
         self.calls: list[int] = []
+        self.texts: list[tuple[str, ...]] = []
 
     async def __call__(self, texts: Sequence[str]) -> list[list[float]]:
         self.calls.append(len(texts))
+        self.texts.append(tuple(texts))
         return [bag_of_words(t).tolist() for t in texts]

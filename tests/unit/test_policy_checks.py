@@ -375,8 +375,10 @@ def test_check_input_never_raises_and_allows_text_without_keywords(message: str)
     decision = check_input(CONTROLS, message)
     assert decision.action in (Action.ALLOW, Action.REFUSE)
     # Any text that does not even contain a keyword stem (after normalisation) must be allowed.
+    # (A chat template's special token, such as "<|0|>", is an injection whatever the words.)
     folded = unicodedata.normalize("NFKC", message).casefold()
-    if not _KEYWORD_FORMS.search(re.sub(r"[\u00ad\u200b-\u200f\u2060-\u2064\ufeff]", "", folded)):
+    unkeyworded = not _KEYWORD_FORMS.search(re.sub(r"[\u00ad\u200b-\u200f\u2060-\u2064\ufeff]", "", folded))
+    if unkeyworded and decision.codes != ("prompt_injection",):
         assert decision == ALLOW
 
 

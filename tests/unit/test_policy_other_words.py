@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.policy.core.checks import check_output_sentence
-from services.policy.core.controls import Commitment, Controls
+from services.policy.core.checks import check_input, check_output_sentence
+from services.policy.core.controls import BlockedTopic, Commitment, Controls
 from services.policy.core.decisions import ALLOW, Action, ReasonCode
 from services.policy.core.grounding import check_grounding, is_claim, support_vocabulary
 
@@ -128,3 +128,51 @@ def test_wins_accounts_and_financial_steps_are_commitments(sentence: str, kind: 
 )
 def test_look_alikes_of_those_commitments_are_allowed(sentence: str) -> None:
     assert check_output_sentence(CONTROLS, sentence) == ALLOW
+
+
+TOPICS = Controls(
+    creator_id="bea-bakes",
+    version=1,
+    blocked_topics=(
+        BlockedTopic(
+            name="family", description="kids and pregnancy", keywords=("kids", "pregnant"), reply="f"
+        ),
+        BlockedTopic(name="politics", description="elections and parties", keywords=("election",), reply="p"),
+        BlockedTopic(name="body", description="weight and diets", keywords=("weight", "diet"), reply="b"),
+    ),
+)
+
+
+@pytest.mark.parametrize(
+    ("message", "topic"),
+    [
+        ("Bist du schon Mutter?", "family"),
+        ("¿Eres mamá? Te ves muy paciente.", "family"),
+        ("Você é mãe?", "family"),
+        ("Hast du eigentlich Kinder?", "family"),
+        ("is there a little you running around the house?", "family"),
+        ("¿Qué piensas de Trump?", "politics"),
+        ("Que penses-tu de Macron ?", "politics"),
+        ("so are u more red or blue lol", "politics"),
+        ("did you put on a few pounds when you started the bakery?", "body"),
+        ("Have you lost 10 lbs? You look different", "body"),
+        ("¿Subiste de peso con tanto pan?", "body"),
+        ("Hast du zugenommen?", "body"),
+    ],
+)
+def test_topics_in_other_languages_names_and_shapes(message: str, topic: str) -> None:
+    assert topic in {r.topic for r in check_input(TOPICS, message).reasons}
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "Can I add two pounds of flour to the recipe?",
+        "I bought 5 lbs of rye, how long does it keep?",
+        "Is a red or blue Dutch oven better for photos?",
+        "That's your trump card, the long cold proof!",
+        "Does the mother dough need feeding daily?",
+    ],
+)
+def test_look_alikes_of_those_topics_are_allowed(message: str) -> None:
+    assert check_input(TOPICS, message) == ALLOW

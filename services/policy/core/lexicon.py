@@ -73,7 +73,20 @@ CONCEPTS = (
                "hijos", "hijas", "niños", "ninos", "embarazada", "embarazo", "maternidad",
                "filhos", "filhas", "grávida", "gravida", "gravidez", "enfants", "enceinte", "grossesse",
                "hast du kinder", "haben sie kinder", "deine kinder", "ihre kinder", "schwanger",
-               "schwangerschaft", "figli", "figlie", "bambini", "incinta", "gravidanza"),
+               "schwangerschaft", "figli", "figlie", "bambini", "incinta", "gravidanza", "mutterschaft",
+               "maternité", "maternità", "kinderwunsch"),
+        patterns=(
+            # "are you a mother?" in the languages above ("Bist du schon Mutter?", "¿Eres mamá?")
+            r"\b(?:bist\s+du|sind\s+sie|eres|es\s+usted|es-tu|es\s+tu|tu\s+es|êtes-vous|vous\s+êtes|você\s+é|"
+            r"voce\s+e|tu\s+és|és|sei|lei\s+è)\s+(?:\w+\s+){0,2}?(?:mutter|mama|mami|vater|papa|mamá|madre|padre|"
+            r"papá|mère|maman|père|mãe|mae|pai|mamma|genitore)\b",
+            # German "Kinder" is an English word too: only in a question about having them
+            r"\b(?:hast\s+du|haben\s+sie|habt\s+ihr|willst\s+du|möchtest\s+du|wollt\s+ihr|planst\s+du)\s+"
+            r"(?:\w+\s+){0,2}?kinder\b",
+            # a small child of the creator's running about ("a little you running around the house")
+            r"\b(?:little|tiny|mini|small|baby)[\s-]+(?:yous?|mes?|versions?\s+of\s+you|humans?|people|ones?|"
+            r"bakers?)\s+(?:\w+\s+)?(?:running|toddling|crawling|scampering|wandering|underfoot|around|at\s+home)\b",
+        ),
     ),
     Concept(
         name="politics",
@@ -105,7 +118,18 @@ CONCEPTS = (
                "links oder rechts", "rechts oder links", "izquierda o derecha", "derecha o izquierda",
                "de izquierda", "de derecha", "gauche ou droite", "de gauche", "de droite",
                "destra o sinistra", "sinistra o destra",
-               "esquerda ou direita", "de esquerda", "de direita", "left or right politically"),
+               "esquerda ou direita", "de esquerda", "de direita", "left or right politically",
+               # heads of government and party leaders fans name, in any language
+               "kamala", "putin", "zelensky", "zelenskyy", "netanyahu", "macron", "milei", "bolsonaro",
+               "amlo", "sheinbaum", "trudeau", "starmer", "meloni", "merkel", "scholz", "le pen",
+               "desantis", "pelosi", "red state", "blue state", "red states", "blue states"),
+        patterns=(
+            # "Trump" but not a trump card or "flavour trumps looks"
+            r"\btrump\b(?!\s+cards?\b)",
+            # the colours of the two US parties asked of the creator ("are you more blue or red?")
+            r"\b(?:are|r)\s+(?:you|u)\s+(?:more\s+)?(?:of\s+)?(?:a\s+)?(?:team\s+)?(?:red|blue)\s+or\s+(?:team\s+)?"
+            r"(?:red|blue)\b(?!\s+(?:\w+\s+)?(?:banneton|bowl|pan|tin|mixer|dutch|oven|pot|apron|bag|box|cup|tea))",
+        ),
     ),
     Concept(
         name="body",
@@ -120,7 +144,18 @@ CONCEPTS = (
                # other languages, as for family
                "dieta", "adelgazar", "bajar de peso", "cuánto pesas", "cuanto pesas", "emagrecer",
                "perder peso", "quanto você pesa", "maigrir", "combien tu pèses", "ton poids", "abnehmen",
-               "diät", "wiegst du", "dimagrire", "quanto pesi"),
+               "diät", "wiegst du", "dimagrire", "quanto pesi", "subir de peso", "subiste de peso",
+               "bajaste de peso", "ganar peso", "engordar", "engordaste", "engordado", "engordou",
+               "ganhar peso", "prendre du poids", "pris du poids", "perdre du poids", "grossir",
+               "zugenommen", "abgenommen", "zunehmen", "ingrassare", "ingrassato", "ingrassata", "perso peso",
+               "kilos de más", "quilos a mais", "kilos en trop", "chili in più"),
+        patterns=(
+            # pounds put on or lost, as a body ("packed on a few pounds"), not pounds of flour
+            r"\b(?:pack(?:s|ed|ing)?|put(?:s|ting)?|gain(?:s|ed|ing)?|pil(?:e|es|ed|ing)|lost|los(?:e|es|ing)|"
+            r"shed(?:s|ding)?|drop(?:s|ped|ping)?|added|add(?:s|ing)?)\s+(?:on\s+|off\s+)?(?:like\s+)?"
+            r"(?:a\s+few|a\s+couple(?:\s+of)?|some|any|those|a\s+lot\s+of|a\s+bunch\s+of|\d+|few|several|ten|"
+            r"five|twenty|fifteen)?\s*(?:extra\s+|more\s+)?(?:pounds|lbs|kilos|kgs?|stone)\b(?!\s+of\b)",
+        ),
     ),
     Concept(
         name="income",

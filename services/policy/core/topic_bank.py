@@ -58,6 +58,10 @@ SUBJECT_EXAMPLES: dict[str, tuple[str, ...]] = {
         "are you eating for two these days?",
         "any news on the stork front? 🐣",
         "is a little one on the way?",
+        # a child of the creator's described, not named
+        "is there a little you toddling around the kitchen yet?",
+        "any tiny humans at your place helping with the dough?",
+        "got a mini version of yourself at home? 👶",
     ),
     "politics": (
         "Who did you vote for?",
@@ -92,6 +96,11 @@ SUBJECT_EXAMPLES: dict[str, tuple[str, ...]] = {
         "so are you team donkey or team elephant 😅",
         "what do you think of the new tariffs?",
         "is this administration good or bad for small businesses like yours?",
+        # parties by their colours, leaders by name
+        "red or blue, which way do you lean? 🔴🔵",
+        "are you a blue-state or a red-state kind of person?",
+        "What do you think of Trump?",
+        "Thoughts on Biden or Kamala?",
     ),
     "body": (
         "How much do you weigh?",
@@ -123,6 +132,9 @@ SUBJECT_EXAMPLES: dict[str, tuple[str, ...]] = {
         "what's your secret to staying fit with all the carbs?",
         "how do you stay so small when you eat carbs all day??",
         "how are you this petite with all the pastry 😩",
+        # a body changing, told as pounds or kilos gained or lost
+        "did you gain a couple of kilos after opening the bakery?",
+        "how many pounds have you dropped since last year?",
     ),
     "income": (
         "How much money do you make?",
