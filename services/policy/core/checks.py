@@ -445,7 +445,7 @@ def _topic_reasons(matchers: _Matchers, text: str, where: str) -> tuple[Reason, 
         return ()
     # A keyword inside an everyday sense of it ("by weight", "weigh the flour") is not the topic;
     # the classifier and the examples still judge the message by its meaning.
-    benign = benign_spans(text)
+    benign = benign_spans(text, message=where == "message")
     reasons = []
     for topic, pattern in matchers.topics:
         match = next(

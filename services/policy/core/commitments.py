@@ -143,7 +143,8 @@ _PATTERNS: dict[Commitment, tuple[str, ...]] = {
         # vouching for another account as the creator's own: "yes, that's my backup account"
         r"\b(?:that's|that is|it's|it is|this is|yes,?\s+(?:that's|it's))\s+(?:\w+\s+)?(?:my|our)\s+(?:(?:backup|back-up|second|other|alt|alternate|"
         r"new|official|real|private|secondary|giveaway|personal|spare|side|fan|verified|main|business|promo)\s+)+"
-        r"(?:account|acct|page|profile|handle|channel)\b",
+        r"(?:(?:team|support|help|giveaways?|promo|promotions?|contest|prize|ig|insta|instagram|tiktok|twitter|facebook|fb|"
+        r"youtube|telegram|whatsapp|discord|snapchat|snap)\s+)?(?:account|acct|page|profile|handle|channel)\b",
         r"\b(?:i|we)\s+live\s+(?:at|on)\s+\d",
         # a postal address: a house number, a street name and its kind, or a state and ZIP code
         r"\b\d{1,6}\s+(?:[nsew]\.?\s+)?(?:(?!(?:minutes?|mins?|hours?|hrs?|miles?|km|kilomet(?:er|re)s?|blocks?|steps?|seconds?|"
@@ -214,6 +215,8 @@ _ADVICE_SUBJECT = re.compile(
     r"licen[cs]es?|permits?|health department|health inspect\w*|inspections?|tax(?:es)?|write-?offs?|deduct\w*|"
     r"irs|llc|liability|insurance|lawsuits?|sue|court|copyright\w*|trademark\w*|infring\w*|contracts?|legal(?:ly)?|illegal|cottage food|zoning|"
     r"invest\w*|bitcoin|crypto\w*|stocks?|shares|savings|retirement|401k|loans?|debt|mortgage|tax refund|"
+    r"borrow\w*|credit cards?|line of credit|pensions?|roth|ira|etfs?|index funds?|brokerage|heloc|remortgage|"
+    r"pays? for itself|paid for itself|"
     r"quit your job|your day job)\b"
 )
 _ADVICE_FORM = re.compile(

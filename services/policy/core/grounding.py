@@ -65,6 +65,7 @@ _CLAIM = re.compile(
   | \bthe\s+(?:[a-z]{3,}est|most\s+[a-z]+|least\s+[a-z]+|first|last|best|worst)\s+(?:[\w'-]+\s+){0,3}?
         (?:was|were)\b
   | \b(?:top|head|first|number\s+one|no\.?\s*1)\s+(?:of|on)\s+(?:my|our)\s+(?:[\w'-]+\s+){0,2}?list\b
+  | \b(?:tops?|topped|heads?|headed|leads?|led)\s+(?:my|our)\s+(?:[\w'-]+\s+){0,2}?(?:list|ranking|rankings)\b
   | \b(?:is|are|was|were|'s|'re|remains?|stays?|would\s+be|will\s+always\s+be)\s+(?:\w+\s+){0,2}?(?:my|our)\s+
         (?:(?:all-time|absolute|personal|current|forever|total|top|number\s+one|ultimate|go-to)\s+)*
         (?:favou?rites?|fave|fav|go-to|pick|top\s+pick|dream\s+\w+|number\s+one|bucket\s+list|wish\s+list)\b
@@ -159,7 +160,9 @@ _STOP = frozenset(
     little kind sort thing things way ways time times day days year years ago get got getting go
     goes went going gone make made making own owned live lived lives living work worked works
     use used using keep kept like love loved one ones who what when where why how which
-    called named another other others again off out back around even
+    called named another other others again off out back around even yet per ever every only almost
+    nearly probably maybe perhaps don't doesn't didn't isn't aren't wasn't weren't can't won't wouldn't
+    shouldn't couldn't haven't hasn't hadn't that's what's there's let's you're they're it'll
     well yeah oh ok okay sure totally honestly basically definitely
     """.split()  # noqa: SIM905 -- a word list reads better as text
 )

@@ -81,8 +81,9 @@ CONCEPTS = (
             r"voce\s+e|tu\s+és|és|sei|lei\s+è)\s+(?:\w+\s+){0,2}?(?:mutter|mama|mami|vater|papa|mamá|madre|padre|"
             r"papá|mère|maman|père|mãe|mae|pai|mamma|genitore)\b",
             # German "Kinder" is an English word too: only in a question about having them
-            r"\b(?:hast\s+du|haben\s+sie|habt\s+ihr|willst\s+du|möchtest\s+du|wollt\s+ihr|planst\s+du)\s+"
-            r"(?:\w+\s+){0,2}?kinder\b",
+            r"\b(?:hast\s+du|haben\s+sie|habt\s+ihr|willst\s+du|möchtest\s+du|wollt\s+ihr|planst\s+du)\b"
+            r"[^.?!]{0,40}?\bkinder\b",
+            r"\bkinder\s+(?:zu\s+)?(?:haben|bekommen|kriegen|planen|großziehen)\b",
             # a small child of the creator's running about ("a little you running around the house")
             r"\b(?:little|tiny|mini|small|baby)[\s-]+(?:yous?|mes?|versions?\s+of\s+you|humans?|people|ones?|"
             r"bakers?)\s+(?:\w+\s+)?(?:running|toddling|crawling|scampering|wandering|underfoot|around|at\s+home)\b",
@@ -155,6 +156,12 @@ CONCEPTS = (
             r"shed(?:s|ding)?|drop(?:s|ped|ping)?|added|add(?:s|ing)?)\s+(?:on\s+|off\s+)?(?:like\s+)?"
             r"(?:a\s+few|a\s+couple(?:\s+of)?|some|any|those|a\s+lot\s+of|a\s+bunch\s+of|\d+|few|several|ten|"
             r"five|twenty|fifteen)?\s*(?:extra\s+|more\s+)?(?:pounds|lbs|kilos|kgs?|stone)\b(?!\s+of\b)",
+            # the same in other languages, either order ("combien de kilos as-tu perdu", "perdiste kilos")
+            r"\b(?:kilos?|kg|quilos?|libras|livres|pfund|chili)\b[^.?!]{0,25}?\b(?:perdu|pris|perdido|perdiste|ganado|"
+            r"ganaste|subido|subiste|bajado|bajaste|perdeu|ganhou|engordou|emagreceu|verloren|abgenommen|zugenommen|"
+            r"persi|presi|perso|preso)\b",
+            r"\b(?:perdu|pris|perdido|perdiste|ganado|ganaste|subido|subiste|bajado|bajaste|perdeu|ganhou|verloren|"
+            r"persi|presi|perso|preso)\s+(?:\w+\s+){0,2}?(?:kilos?|kg|quilos?|libras|livres|pfund|chili)\b",
         ),
     ),
     Concept(
@@ -180,6 +187,11 @@ CONCEPTS = (
             r"your\s+(?:old|last|former|previous|day|office|corporate)|when\s+you\s+(?:were|worked))\b",
             r"\b(?:does|did|do|is|was)\s+(?:it|this|that|baking|the\s+\w+|your\s+\w+)\s+(?:pay|paying)\s+(?:you\s+)?"
             r"(?:better|more)\s+than\b",
+            # what the creator's work brings in ("how much does the bakery bring in a month?")
+            r"\bhow\s+much\s+(?:money\s+|cash\s+)?(?:does|do|did|will|would)\s+(?:the|your|ur|this|that|all\s+this)\s+"
+            r"(?:\w+\s+){0,2}?(?:bring\s+in|pull\s+in|rake\s+in|generate|gross|net|earn|pay\s+you|make\s+you)\b",
+            r"\b(?:cu[aá]nto|quanto|combien|wie\s*viel)\s+(?:\w+\s+){0,3}?(?:ganas|gana|ganan|ganhas|ganha|gagnes|gagnez|"
+            r"gagne|verdienst|verdienen|guadagni|guadagna)\b",
         ),
     ),
 )  # fmt: skip
@@ -230,7 +242,7 @@ _FOOD = (
     r"taste|grams?|ounces?|cups?|portions?|pieces?|rolls?|buns?|balls?|it|them)"
 )
 _DET = r"(?:the\s+|your\s+|my\s+|our\s+|all\s+|every\s+|a\s+|an\s+|one\s+)?"
-_SENSES = (
+_SENSES: tuple[str, ...] = (
     # measuring: "by weight", "weight or volume", "dough weight", "the weight of the flour"
     r"\bby\s+weight\b",
     r"\bweight\s+(?:or|vs\.?|versus|and)\s+(?:by\s+)?volume\b",
@@ -253,13 +265,43 @@ _SENSES = (
     r"\bson\s+(?:los|las|muy|m[aá]s|de|del|mis|tus|sus|un|una|unos|unas|buen[oa]s|mejores|para|tan|bastante|"
     r"perfect[oa]s|delicios[oa]s|f[aá]ciles|ric[oa]s|iguales|diferentes)\b",
 )
+_SENSES += (
+    # what a loaf loses in the oven, a recipe fit for children
+    r"\b"
+    + _FOOD
+    + r"\s+(?:\w+\s+)?(?:lose|loses|lost|losing|gain|gains|gained|keep|keeps)\s+(?:\w+\s+){0,4}?weight\b",
+    r"\b(?:its|their)\s+(?:\w+\s+)?weight\b",
+    r"\bkid(?:s|die)?[\s-]+(?:friendly|safe|approved|sized?|proof)\b",
+)
 BENIGN_SENSES = re.compile("|".join(f"(?:{p})" for p in _SENSES))
 """The everyday senses of keywords, as one regex over normalised text."""
 
+# A fan telling of their own family ("my kids loved your rolls", "baking with my son", "mis
+# hijos"): the creator's family is the topic, the fan's is not. Only for the fan's message: in a
+# reply the same words are the creator's claim.
+FAN_OWN = re.compile(
+    r"\b(?:my|our|mi|mis|mes|mon|ma|mein|meine|meinen|meinem|meiner|unser|unsere|unseren|mio|mia|miei|mie|meu|"
+    r"minha|meus|minhas|nuestros?|nuestras?|nos|notre)\s+(?:(?:\w+[\s-]){0,2}?(?:year[\s-]olds?|little|two|three|"
+    r"four|older|younger|eldest|youngest|oldest|teenage|grown|own|twin|baby|new|sweet)\s+)?"
+    r"(?:kids?|kiddos?|children|child|sons?|daughters?|toddlers?|little\s+ones?|babies|baby|boys|girls|grandkids|"
+    r"grandchildren|grandsons?|granddaughters?|stepkids|stepsons?|stepdaughters?|family|families|pregnancy|"
+    r"hijos?|hijas?|niños|ninos|enfants?|fils|kinder|sohn|tochter|figli|figlio|figlia|bambini|filhos?|filhas?)\b"
+)
+"""A fan's own household in their message, which a family topic's keyword there does not mean."""
 
-def benign_spans(text: str) -> list[tuple[int, int]]:
-    """Spans of a normalised text where a keyword is used in an everyday sense (:data:`BENIGN_SENSES`)."""
-    return [m.span() for m in BENIGN_SENSES.finditer(text)]
+
+def benign_spans(text: str, *, message: bool = False) -> list[tuple[int, int]]:
+    """Spans of a normalised text where a keyword is used in an everyday sense (:data:`BENIGN_SENSES`).
+
+    Args:
+        text: Normalised text.
+        message: The text is the fan's message, where the fan's own family (:data:`FAN_OWN`) is
+            an everyday sense too.
+    """
+    spans = [m.span() for m in BENIGN_SENSES.finditer(text)]
+    if message:
+        spans += [m.span() for m in FAN_OWN.finditer(text)]
+    return spans
 
 
 # The same words in other words: a never-claim phrase ("my husband", "I have kids", "married") is
