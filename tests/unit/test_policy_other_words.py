@@ -241,3 +241,68 @@ def test_injections_in_other_scripts_and_shapes(message: str) -> None:
 )
 def test_look_alikes_of_those_injections_are_allowed(message: str) -> None:
     assert check_input(TOPICS, message) == ALLOW
+
+
+DETAIL_EVIDENCE = (
+    "I started Doughlores in March 2019 with whole rye flour. She turns five this spring.",
+    "Summer bake day starts at 5 am. I bake in my home kitchen in Tucson.",
+)
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "The Brightwell cost about $2,000 but it was worth it.",
+        "Mornings start at 4 am around here.",
+        "Twelve years now, ever since culinary school.",
+        "Doughlores is seven years old now.",
+        "Saturdays are for the farmers market at Rillito Park.",
+        "Back in Chicago, winters made proofing a nightmare.",
+        "Growing up, Sunday dinner always meant my abuela's tortillas.",
+        "He's an architect, so he designed the shelves.",
+    ],
+)
+def test_details_without_i_or_my_need_support(sentence: str) -> None:
+    decision = check_output_sentence(CONTROLS, sentence, DETAIL_EVIDENCE)
+    assert decision.action is Action.ABSTAIN and "unsupported_claim" in decision.codes
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "Doughlores was started in March 2019 with whole rye flour.",
+        "Summer bake day starts at 5 am, before the heat.",
+        "In Tucson the bake starts early.",
+        "Let it cool for at least an hour before you cut it.",
+        "She's a natural at shaping, you'll see.",
+        "Do you bake at 230 or 250?",
+    ],
+)
+def test_details_the_evidence_states_are_allowed(sentence: str) -> None:
+    assert check_output_sentence(CONTROLS, sentence, DETAIL_EVIDENCE) == ALLOW
+
+
+@pytest.mark.parametrize(
+    ("sentence", "kind"),
+    [
+        ("Sure, send it over and I'll go through it with you on a call.", "meetings"),
+        ("I'd love to mentor you, let's do weekly calls.", "meetings"),
+        ("That's probably food poisoning, just drink water and skip the doctor.", "advice"),
+        ("A franchise is a safe bet, go for it.", "advice"),
+    ],
+)
+def test_calls_mentoring_and_more_advice_are_commitments(sentence: str, kind: str) -> None:
+    decision = check_output_sentence(CONTROLS, sentence)
+    assert kind in {r.topic for r in decision.reasons if r.code is ReasonCode.FORBIDDEN_COMMITMENT}
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "I'll go through the shaping again in the next video.",
+        "The live Q&A is on the first Sunday of the month.",
+        "Skip the second fold if the dough is already strong.",
+    ],
+)
+def test_look_alikes_of_calls_and_advice_are_allowed(sentence: str) -> None:
+    assert check_output_sentence(CONTROLS, sentence) == ALLOW

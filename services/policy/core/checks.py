@@ -284,7 +284,7 @@ def check_output_sentence(
             grounding_reasons = (
                 Reason(
                     ReasonCode.UNSUPPORTED_CLAIM,
-                    f"first-person claim not supported by the creator's content (missing: {missing})",
+                    f"claim not supported by the creator's content (missing: {missing})",
                 ),
             )
     commitment_reasons = tuple(

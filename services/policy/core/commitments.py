@@ -128,6 +128,14 @@ _PATTERNS: dict[Commitment, tuple[str, ...]] = {
         + r"\s+(?:\w+\s+)?(?:be there|be at your|make it to your|attend your|come to your|come along|come celebrate|show up (?:at|to|for) your|join you|celebrate with you|drop in on you|pop (?:in|by|over))\b",
         _PROMISE + r"\s+(?:\w+\s+)?come(?=\s*(?:[.!,]|$))",
         r"\b(?:count me in|wouldn't miss it|would not miss it)\b",
+        # a call or mentoring promised to this fan: "I'll go through it with you on a call", "let's do weekly calls"
+        _PROMISE
+        + r"[^.!?]{0,60}?\b(?:with you|you)\s+(?:on|over|via)\s+(?:a\s+)?(?:quick\s+)?(?:call|phone call|video call|zoom|facetime|"
+        r"google meet|skype|video chat)\b",
+        _PROMISE
+        + r"\s+(?:\w+\s+){0,2}?(?:do|schedule|set up|have|book|start)\s+(?:a\s+|some\s+)?(?:weekly|regular|monthly|daily|"
+        r"private|quick)?\s*(?:calls|video calls|zoom calls|facetimes|check-ins|one-on-ones)\b",
+        _PROMISE + _GAP + r"(?:mentor|coach|tutor|train)\s+you\b",
         # a private session promised to this fan: "I'll do a one-hour private Zoom lesson for you"
         _PROMISE
         + _GAP
@@ -160,6 +168,8 @@ _PATTERNS: dict[Commitment, tuple[str, ...]] = {
         r"\b(?:stop|quit)\s+taking\s+(?:your\s+)?(?:meds|medications?|medicine|pills|antidepressants?|insulin)\b",
         r"\byou\s+(?:probably|likely|definitely|clearly|must)?\s*have\s+(?:a |an )?(?:infection|diabetes|celiac|depression|adhd|cancer|an allergy|intolerance|disorder|concussion|anxiety disorder)\b",
         r"\b(?:no need to|don't|do not)\s+(?:need to\s+|have to\s+|bother to\s+)?(?:see|go to|call|visit)\s+(?:a|the|your)\s+(?:doctor|dentist|therapist|gp|physician|lawyer|attorney)\b",
+        r"\b(?:skip|avoid|forget|ditch|no need for)\s+(?:the|a|your|going to the|going to a|seeing a|seeing the|calling the|calling a)\s+"
+        r"(?:doctor|dentist|er|hospital|gp|physician|emergency room|urgent care|lawyer|attorney|pharmacist)\b",
         r"\byou should\s+(?:\w+\s+){0,1}(?:sue|file (?:a )?(?:lawsuit|claim|complaint)|take (?:them|him|her|it) to court|break (?:the|your) (?:lease|contract)|ignore (?:the|that) (?:summons|letter|notice|subpoena)|sign (?:the|that) (?:contract|nda|agreement))\b",
         r"\b(?:legally|by law|under the law),?\s+you\s+(?:can|can't|cannot|should|must|are allowed|don't have to|do not have to)\b",
         r"\byou\s+(?:have|'ve got|got)\s+a\s+(?:strong |good |solid )?(?:legal )?(?:case|claim)\b",
@@ -216,7 +226,7 @@ _ADVICE_SUBJECT = re.compile(
     r"irs|llc|liability|insurance|lawsuits?|sue|court|copyright\w*|trademark\w*|infring\w*|contracts?|legal(?:ly)?|illegal|cottage food|zoning|"
     r"invest\w*|bitcoin|crypto\w*|stocks?|shares|savings|retirement|401k|loans?|debt|mortgage|tax refund|"
     r"borrow\w*|credit cards?|line of credit|pensions?|roth|ira|etfs?|index funds?|brokerage|heloc|remortgage|"
-    r"pays? for itself|paid for itself|"
+    r"pays? for itself|paid for itself|franchis\w*|"
     r"quit your job|your day job)\b"
 )
 _ADVICE_FORM = re.compile(
@@ -267,6 +277,7 @@ _CONDITION = (
     r"(?:ibs|sibo|gerd|reflux|celiac|coeliac|crohn'?s|colitis|candida|leaky gut|diabetes|prediabetes|anemia|"
     r"anaemia|hypothyroidism|hyperthyroidism|(?:a |an )?(?:gluten |lactose |wheat |fructose |histamine |fodmap )?"
     r"(?:intolerance|sensitivity|allergy)|(?:an? )?(?:\w+ )?(?:infection|deficiency|disorder|syndrome|disease)|"
+    r"(?:food\s+|mild\s+|a\s+)?poisoning|(?:a |the )?(?:stomach )?(?:flu|bug|virus)|migraines?|"
     r"[a-z]{3,}(?:itis|osis|emia|algia))"
 )
 _DIAGNOSIS = re.compile(

@@ -49,6 +49,7 @@ _CLAIM = re.compile(
         other\s+half|better\s+half|significant\s+other|kids?|children|child|sons?|daughters?|
         mom|mum|mother|dad|father|parents|brother|sister|siblings?|grandkids|grandchildren|grandson|
         granddaughter|grandma|grandpa|grandmother|grandfather|niece|nephew|cousin|aunt|uncle|in-laws|ex|
+        abuela|abuelo|abuelita|abuelito|nana|nonna|nonno|oma|opa|mamá|papá|tía|tío|avó|avô|mémé|pépé|
         little\s+ones?|kiddos?|toddlers?|[a-z0-9]+-year-olds?|newborns?|infants?|twins|stepkids|stepchildren|stepsons?|stepdaughters?|
         family|dog|cat|pets?|house|home|apartment|car|hometown|school|degree|job|salary|age|birthday)\b
   | \bi\s*'?m\s+(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|
@@ -58,6 +59,9 @@ _CLAIM = re.compile(
   | \b(?:i|we)\s+(?:(?:also|still|usually|always|now)\s+)?do\s+(?:a|an|the|my|our|weekly|daily|monthly|yearly|
         regular|regularly|some|most|all|two|three|\d+)\b
   | \bbeing\s+(?:a\s+)?(?:mom|mum|mother|dad|father|parent|wife|husband|stepmom|stepdad)\b
+  | \b(?:he|she)\s*(?:'s|is|was|works\s+as|worked\s+as|used\s+to\s+be|trained\s+as)\s+(?:a|an)\s+
+        (?:[a-z]+(?:er|or|ist|ian|ant|ent|eer)|nurse|chef|cook|architect|pilot|vet|student|firefighter|medic|
+        paramedic|barista|mechanic)\b(?<!\bfan)(?<!\bbetter)(?<!\bwinner)(?<!\bkeeper)(?<!\bother)
   | \b(?:the|our)\s+(?:new\s+)?(?:baby|babies|twins|little\s+ones?|kids|kiddos)\s+(?:is|are|was|were|
         's|turns?|turned|starts?|started|goes|go|went|arrived|came|comes|due|love|loves|loved)\b
   | \b(?:baby|babies|twins)\s+(?:number\s+\w+\s+)?(?:is|are)\s+due\b
@@ -324,7 +328,7 @@ def check_grounding(
     """
     credentials = [m.group(1) for m in _CREDENTIAL.finditer(text)]
     if not credentials and not is_claim(text, subjects):
-        return NOT_A_CLAIM
+        return _details(text, vocabulary, names)
     known_names = {_stem(n) for n in subjects | names}
     words = {w for w in content_words(text) if w not in known_names or w not in vocabulary}
     if not words and not credentials:
@@ -361,6 +365,65 @@ def check_grounding(
         and not credential_missing
     )
     return Grounding(is_claim=True, supported=supported, coverage=coverage, missing=missing)
+
+
+# A span of time counted in words ("twelve years now"): a number a model invents as readily as a digit.
+_SPAN_IN_WORDS = re.compile(
+    r"\b("
+    + "|".join(_NUMBER_WORDS)
+    + r")\s+(?:whole\s+|full\s+|long\s+)?(?:years?|months?|weeks?|decades?)\b"
+)
+_DIGITS = re.compile(r"(?<![\w.,:/])\d+(?:[.,]\d+)*")
+_PLACE = r"\b(?:in|at|from|near|to)\s+(?:the\s+)?"
+# Capitalised words after "in" or "at" that name a time, not a place ("in May", "on Monday").
+_CALENDAR = frozenset(
+    """
+    january february march april may june july august september october november december
+    monday tuesday wednesday thursday friday saturday sunday spring summer fall autumn winter
+    christmas easter thanksgiving
+    """.split()  # noqa: SIM905 -- a word list reads better as text
+)
+
+
+def _details(text: str, vocabulary: frozenset[str], names: frozenset[str]) -> Grounding:
+    """Judge the specific details of a sentence that is not a first-person claim.
+
+    Without "I" or "my" a sentence still states the creator's facts when it gives a number ("the
+    Brightwell cost about $2,000", "mornings start at 4 am", "twelve years now") or puts something
+    in a named place ("Saturdays are for the market at Rillito Park", "back in Chicago"): those are
+    the details a model invents and a fan takes as the creator's word. Each number (digits, or a
+    span of years counted in words) and each place name must be in the evidence; the rest of the
+    sentence is free, as instructions and general remarks are. Questions are never judged.
+    """
+    stripped = text.strip()
+    if not stripped or stripped.endswith("?") or _NON_CLAIM.search(stripped):
+        return NOT_A_CLAIM
+    numbers = {m.group(0).replace(",", "") for m in _DIGITS.finditer(stripped)}
+    numbers |= {_NUMBER_WORDS[m.group(1)] for m in _SPAN_IN_WORDS.finditer(stripped)}
+    places = {n for n in names - _CALENDAR if re.search(_PLACE + re.escape(n) + r"\b", stripped)}
+    # an age must be the same age in the evidence, not any "7" there ("seven years old" vs "7 am")
+    ages = {c for c in counted_things(stripped) if c.startswith("age ") and c not in vocabulary}
+    if not numbers and not places and not ages:
+        return NOT_A_CLAIM
+    converted = _converted_temperatures(stripped, vocabulary)
+    missing = sorted(
+        {
+            n
+            for n in numbers
+            if n not in vocabulary and n not in converted and not _split_number_known(n, vocabulary)
+        }
+        | {n for n in places if _stem(n) not in vocabulary}
+        | ages
+    )
+    if not missing:
+        return NOT_A_CLAIM
+    return Grounding(is_claim=True, supported=False, coverage=0.0, missing=tuple(missing))
+
+
+def _split_number_known(number: str, vocabulary: frozenset[str]) -> bool:
+    # The evidence's vocabulary splits "2,000" and "1.5" into their digit groups, as a claim's does.
+    parts = re.split(r"[.,]", number)
+    return len(parts) > 1 and all(p in vocabulary for p in parts)
 
 
 # A temperature with its scale: "230°C", "450 °F", "250 degrees Celsius", "475f".
