@@ -19,6 +19,7 @@ import numpy as np
 
 from services.inference.core.gqa_graph import ATTENTION_KIND, GRAPH_REVISION
 from services.inference.core.llama_config import LlamaConfig
+from services.inference.core.llama_graph import save_model
 from services.inference.core.model_build import build_tiny, random_weights
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -47,29 +48,26 @@ def param_count(config: LlamaConfig = SMOLLM) -> int:
     return sum(int(np.prod(s)) for s in weight_shapes(config).values())
 
 
-def bench_model(attention: str) -> Path:
-    """Build (once, cached under bench/results) the bench model with ``attention``."""
-    out = RESULTS / f"smollm-shapes-{attention}"
+def bench_model(
+    attention: str, config: LlamaConfig = SMOLLM, *, dtype: str = "fp32", name: str = "smollm-shapes"
+) -> Path:
+    """Build (once, cached under bench/results) a random-weight model of ``config`` with ``attention``."""
+    out = RESULTS / f"{name}-{attention}" if dtype == "fp32" else RESULTS / f"{name}-{dtype}-{attention}"
     if attention == ATTENTION_KIND:  # a serving graph of an older layout is not what the code builds now
         out = out.with_name(f"{out.name}-r{GRAPH_REVISION}")
     if (out / "config.json").exists():
         return out
-    from services.inference.core.gqa_graph import build_gqa_graph
-    from services.inference.core.llama_graph import build_llama_graph, save_model
-    from services.inference.core.model_build import _write_config
+    from services.inference.core.model_build import _graph, _write_config
 
-    print(f"building the bench model ({attention}) in {out} ...", flush=True)
+    print(f"building the bench model ({name}, {dtype}, {attention}) in {out} ...", flush=True)
     tmp = out.with_suffix(".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tok_dir = build_tiny(RESULTS / "tiny-tokenizer")
-    weights = random_weights(SMOLLM, seed=0)
-    graph = (
-        build_gqa_graph(SMOLLM, weights)
-        if attention == ATTENTION_KIND
-        else build_llama_graph(SMOLLM, weights)
-    )
+    weights = random_weights(config, seed=0)
+    graph = _graph(config, weights, dtype, attention)  # type: ignore[arg-type]
+    del weights  # a 1B-parameter build holds both copies otherwise
     save_model(graph, tmp, external_data=True)
-    _write_config(tmp, SMOLLM, random=True, dtype="fp32", attention=attention, extra={"seed": 0})  # type: ignore[arg-type]
+    _write_config(tmp, config, random=True, dtype=dtype, attention=attention, extra={"seed": 0})  # type: ignore[arg-type]
     shutil.copyfile(tok_dir / "tokenizer.json", tmp / "tokenizer.json")
     (tmp / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "PreTrainedTokenizerFast"}))
     tmp.rename(out)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import threading
 import time
+from dataclasses import dataclass
 
 from bench.inference_common import THREADS, bench_model, machine_note, prompts
 from services.inference.core.engine import EngineConfig, GenerationEngine
@@ -85,6 +86,48 @@ def burst(model: DecoderModel, fans: list[list[int]], share: bool) -> tuple[floa
     return sum(firsts) / len(firsts), max(firsts), computed
 
 
+@dataclass(frozen=True)
+class PersonaTtft:
+    """Mean time to first token of fans sharing one persona, recomputed vs served from the cache."""
+
+    persona: int
+    fans: int
+    cold: float
+    cached: float
+    cached_tokens: int
+    """Prompt tokens served from the cache, per fan."""
+    prompt_tokens: int
+
+    def line(self) -> str:
+        return (
+            f"persona {self.persona} tokens, {self.fans} fans: TTFT cold {self.cold * 1000:.0f} ms, "
+            f"cached {self.cached * 1000:.0f} ms -> cached/cold = {self.cached / self.cold:.3f} "
+            f"(cached prompt tokens per fan: {self.cached_tokens} of {self.prompt_tokens})"
+        )
+
+
+def persona_ttft(
+    cold_engine: GenerationEngine, warm_engine: GenerationEngine, persona: list[int], fans: int
+) -> PersonaTtft:
+    """Each fan (persona + a 32-token message) alone, on an engine without cache and on one with it.
+
+    A warm-up request caches the persona first; both engines must produce the same tokens.
+    """
+    requests = [persona + m for m in prompts(fans, 32, seed=2)]
+    ttft(warm_engine, [*persona, 7], 1)
+    cold = [ttft(cold_engine, f, 4) for f in requests]
+    warm = [ttft(warm_engine, f, 4) for f in requests]
+    assert [c[1] for c in cold] == [w[1] for w in warm], "cached and recomputed runs disagree"
+    return PersonaTtft(
+        persona=len(persona),
+        fans=fans,
+        cold=sum(c[0] for c in cold) / len(cold),
+        cached=sum(w[0] for w in warm) / len(warm),
+        cached_tokens=warm[0][2],
+        prompt_tokens=len(requests[0]),
+    )
+
+
 def engine_for(model: DecoderModel, cache: bool) -> GenerationEngine:
     engine = GenerationEngine(
         model,
@@ -106,19 +149,8 @@ def main() -> None:
     print(f"machine: {machine_note()}")
 
     [persona] = prompts(1, args.persona, seed=1)
-    fans = [persona + m for m in prompts(args.fans, 32, seed=2)]
     cold_engine, warm_engine = engine_for(model, cache=False), engine_for(model, cache=True)
-    ttft(warm_engine, [*persona, 7], 1)  # warm-up: caches the persona
-    cold = [ttft(cold_engine, f, 4) for f in fans]
-    warm = [ttft(warm_engine, f, 4) for f in fans]
-    assert [c[1] for c in cold] == [w[1] for w in warm], "cached and recomputed runs disagree"
-    mean_cold = sum(c[0] for c in cold) / len(cold)
-    mean_warm = sum(w[0] for w in warm) / len(warm)
-    print(
-        f"persona {args.persona} tokens, {args.fans} fans: TTFT cold {mean_cold * 1000:.0f} ms, "
-        f"cached {mean_warm * 1000:.0f} ms -> cached/cold = {mean_warm / mean_cold:.3f} "
-        f"(cached prompt tokens per fan: {warm[0][2]} of {len(fans[0])})"
-    )
+    print(persona_ttft(cold_engine, warm_engine, persona, args.fans).line())
 
     burst_fans = [persona + m for m in prompts(args.fans, 32, seed=5)]
     shared, alone = burst(model, burst_fans, share=True), burst(model, burst_fans, share=False)
