@@ -139,6 +139,7 @@ TOPICS = Controls(
         ),
         BlockedTopic(name="politics", description="elections and parties", keywords=("election",), reply="p"),
         BlockedTopic(name="body", description="weight and diets", keywords=("weight", "diet"), reply="b"),
+        BlockedTopic(name="income", description="what she earns", keywords=("income", "salary"), reply="i"),
     ),
 )
 
@@ -158,6 +159,11 @@ TOPICS = Controls(
         ("Have you lost 10 lbs? You look different", "body"),
         ("¿Subiste de peso con tanto pan?", "body"),
         ("Hast du zugenommen?", "body"),
+        ("¿Tienes planes de ser madre?", "family"),
+        ("Willst du irgendwann Mutter werden?", "family"),
+        ("Qual é a tua opinião sobre o Lula?", "politics"),
+        ("Was denkst du über die AfD?", "politics"),
+        ("¿Cuánto cobras al mes con todo esto?", "income"),
     ],
 )
 def test_topics_in_other_languages_names_and_shapes(message: str, topic: str) -> None:
@@ -172,6 +178,9 @@ def test_topics_in_other_languages_names_and_shapes(message: str, topic: str) ->
         "Is a red or blue Dutch oven better for photos?",
         "That's your trump card, the long cold proof!",
         "Does the mother dough need feeding daily?",
+        "¿Cuánto cobras por una clase?",
+        "Arroz de lula frita, combina com pão?",
+        "Do you run kids' classes in the summer?",
     ],
 )
 def test_look_alikes_of_those_topics_are_allowed(message: str) -> None:

@@ -80,6 +80,11 @@ CONCEPTS = (
             r"\b(?:bist\s+du|sind\s+sie|eres|es\s+usted|es-tu|es\s+tu|tu\s+es|êtes-vous|vous\s+êtes|você\s+é|"
             r"voce\s+e|tu\s+és|és|sei|lei\s+è)\s+(?:\w+\s+){0,2}?(?:mutter|mama|mami|vater|papa|mamá|madre|padre|"
             r"papá|mère|maman|père|mãe|mae|pai|mamma|genitore)\b",
+            # becoming a parent ("¿Tienes planes de ser madre?", "Mutter werden", "become a mom")
+            r"\b(?:ser|volverte|convertirte\s+en|virar|tornar-se|être|devenir|diventare|essere)\s+(?:una?\s+|une?\s+|uma?\s+)?"
+            r"(?:madre|mamá|mama|padre|papá|mãe|mae|pai|mère|maman|père|mamma|papà|genitore|genitori|padres|pais|parents)\b",
+            r"\b(?:mutter|mama|vater|papa|eltern)\s+(?:zu\s+)?werden\b",
+            r"\bbecom(?:e|es|ing)\s+(?:a\s+)?(?:mom|mum|mother|mama|parent|parents|dad|father)\b",
             # German "Kinder" is an English word too: only in a question about having them
             r"\b(?:hast\s+du|haben\s+sie|habt\s+ihr|willst\s+du|möchtest\s+du|wollt\s+ihr|planst\s+du)\b"
             r"[^.?!]{0,40}?\bkinder\b",
@@ -123,10 +128,14 @@ CONCEPTS = (
                # heads of government and party leaders fans name, in any language
                "kamala", "putin", "zelensky", "zelenskyy", "netanyahu", "macron", "milei", "bolsonaro",
                "amlo", "sheinbaum", "trudeau", "starmer", "meloni", "merkel", "scholz", "le pen",
-               "desantis", "pelosi", "red state", "blue state", "red states", "blue states"),
+               "desantis", "pelosi", "red state", "blue state", "red states", "blue states",
+               # parties and movements by their names
+               "afd", "cdu", "csu", "spd", "psoe", "tories", "labour party", "lib dems", "rassemblement national",
+               "peronismo", "peronista", "kirchnerismo", "chavismo", "chavista", "bolsonarista", "petista"),
         patterns=(
-            # "Trump" but not a trump card or "flavour trumps looks"
+            # "Trump" but not a trump card or "flavour trumps looks"; "o Lula" but not "a lula" (squid)
             r"\btrump\b(?!\s+cards?\b)",
+            r"\b(?:o|do|no|ao|pelo|el|del|de|sobre|about|of)\s+lula\b(?!\s+(?:frita|grelhada|recheada|à|a\s))",
             # the colours of the two US parties asked of the creator ("are you more blue or red?")
             r"\b(?:are|r)\s+(?:you|u)\s+(?:more\s+)?(?:of\s+)?(?:a\s+)?(?:team\s+)?(?:red|blue)\s+or\s+(?:team\s+)?"
             r"(?:red|blue)\b(?!\s+(?:\w+\s+)?(?:banneton|bowl|pan|tin|mixer|dutch|oven|pot|apron|bag|box|cup|tea))",
@@ -192,6 +201,10 @@ CONCEPTS = (
             r"(?:\w+\s+){0,2}?(?:bring\s+in|pull\s+in|rake\s+in|generate|gross|net|earn|pay\s+you|make\s+you)\b",
             r"\b(?:cu[aá]nto|quanto|combien|wie\s*viel)\s+(?:\w+\s+){0,3}?(?:ganas|gana|ganan|ganhas|ganha|gagnes|gagnez|"
             r"gagne|verdienst|verdienen|guadagni|guadagna)\b",
+            # what the creator is paid per month or year ("¿cuánto cobras al mes?", "was bekommst du im Monat?")
+            r"\b(?:cu[aá]nto|quanto|combien|wie\s*viel|was)\b[^.?!]{0,20}?\b(?:cobras|cobra|recebes|recebe|touches|"
+            r"bekommst|prendi|ganas|ganhas|gagnes|verdienst|guadagni)\b[^.?!]{0,25}?\b(?:al|por|a|ao|par|pro|im|pro|per|"
+            r"al|all'|in|a)\s+(?:mes|año|ano|mês|mois|an|année|monat|jahr|mese|anno)\b",
         ),
     ),
 )  # fmt: skip
@@ -272,6 +285,10 @@ _SENSES += (
     + r"\s+(?:\w+\s+)?(?:lose|loses|lost|losing|gain|gains|gained|keep|keeps)\s+(?:\w+\s+){0,4}?weight\b",
     r"\b(?:its|their)\s+(?:\w+\s+)?weight\b",
     r"\bkid(?:s|die)?[\s-]+(?:friendly|safe|approved|sized?|proof)\b",
+    # children as a class's or a shop's guests ("kids' classes", "kids in your workshop")
+    r"\bkids(?:'|’)?\s+(?:class(?:es)?|camps?|menu|workshops?|sessions?|version|size|portions?|parties|party|"
+    r"recipes?|cookbooks?|books?|baking\s+class(?:es)?)\b",
+    r"\bkids\s+(?:in|at|to|into)\s+(?:your|the|a)\s+(?:class(?:es)?|workshops?|camps?|market|shop|sessions?|kitchen\s+class)\b",
 )
 BENIGN_SENSES = re.compile("|".join(f"(?:{p})" for p in _SENSES))
 """The everyday senses of keywords, as one regex over normalised text."""
