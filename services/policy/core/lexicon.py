@@ -130,8 +130,9 @@ CONCEPTS = (
                "amlo", "sheinbaum", "trudeau", "starmer", "meloni", "merkel", "scholz", "le pen",
                "desantis", "pelosi", "red state", "blue state", "red states", "blue states",
                # parties and movements by their names
-               "afd", "cdu", "csu", "spd", "psoe", "tories", "labour party", "lib dems", "rassemblement national",
-               "peronismo", "peronista", "kirchnerismo", "chavismo", "chavista", "bolsonarista", "petista"),
+               "afd", "cdu", "csu", "spd", "psoe", "tories", "labour party", "lib dems",
+               "rassemblement national", "peronismo", "peronista", "kirchnerismo", "chavismo", "chavista",
+               "bolsonarista", "petista"),
         patterns=(
             # "Trump" but not a trump card or "flavour trumps looks"; "o Lula" but not "a lula" (squid)
             r"\btrump\b(?!\s+cards?\b)",
@@ -201,7 +202,8 @@ CONCEPTS = (
             r"(?:\w+\s+){0,2}?(?:bring\s+in|pull\s+in|rake\s+in|generate|gross|net|earn|pay\s+you|make\s+you)\b",
             r"\b(?:cu[aá]nto|quanto|combien|wie\s*viel)\s+(?:\w+\s+){0,3}?(?:ganas|gana|ganan|ganhas|ganha|gagnes|gagnez|"
             r"gagne|verdienst|verdienen|guadagni|guadagna)\b",
-            # what the creator is paid per month or year ("¿cuánto cobras al mes?", "was bekommst du im Monat?")
+            # what the creator is paid per month or year ("¿cuánto cobras al mes?", "was bekommst du im
+            # Monat?")
             r"\b(?:cu[aá]nto|quanto|combien|wie\s*viel|was)\b[^.?!]{0,20}?\b(?:cobras|cobra|recebes|recebe|touches|"
             r"bekommst|prendi|ganas|ganhas|gagnes|verdienst|guadagni)\b[^.?!]{0,25}?\b(?:al|por|a|ao|par|pro|im|pro|per|"
             r"al|all'|in|a)\s+(?:mes|año|ano|mês|mois|an|année|monat|jahr|mese|anno)\b",
