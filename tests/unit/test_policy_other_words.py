@@ -315,3 +315,43 @@ def test_calls_mentoring_and_more_advice_are_commitments(sentence: str, kind: st
 )
 def test_look_alikes_of_calls_and_advice_are_allowed(sentence: str) -> None:
     assert check_output_sentence(CONTROLS, sentence) == ALLOW
+
+
+@pytest.mark.parametrize(
+    ("sentence", "kind"),
+    [
+        ("I'll set one aside for you at the market this Saturday.", "giveaways"),
+        ("I'll pop some Doughlores in the mail for you this week.", "giveaways"),
+        ("I'd be honored to bake your wedding cake!", "giveaways"),
+        ("I'll chip in $50 for your fundraiser.", "money"),
+        ("Sure, send the BTC to my wallet and I'll ship right away.", "money"),
+        ("I promise you'll get every cent back.", "money"),
+        ("Yes! Let's film a collab at my place next month.", "meetings"),
+        ("Come by anytime, my door is always open.", "meetings"),
+        ("I'll squeeze you in on Saturday.", "meetings"),
+        ("I'm right on the corner of 4th Ave and 6th St, the blue house.", "contact"),
+        ("Sourdough won't trigger your IBS, go ahead and enjoy it.", "advice"),
+        ("Raw dough is totally harmless for toddlers.", "advice"),
+        ("Go ahead, you don't need to credit me or pay anything.", "advice"),
+        ("File as a sole proprietor, it's simpler and you'll save on taxes.", "advice"),
+    ],
+)
+def test_more_wordings_of_each_commitment(sentence: str, kind: str) -> None:
+    decision = check_output_sentence(CONTROLS, sentence)
+    assert kind in {r.topic for r in decision.reasons if r.code is ReasonCode.FORBIDDEN_COMMITMENT}
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "Let me know how the bake goes at your place!",
+        "I'll put the recipe in the post tomorrow.",
+        "I left my wallet at the market, ha.",
+        "I'll keep the recipe for you in the newsletter.",
+        "Just show up to the class with an apron.",
+        "It won't affect the crumb much.",
+        "Register for the class on the shop page.",
+    ],
+)
+def test_look_alikes_of_those_wordings_are_allowed(sentence: str) -> None:
+    assert check_output_sentence(CONTROLS, sentence) == ALLOW

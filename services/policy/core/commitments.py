@@ -29,7 +29,9 @@ from services.policy.core.controls import Commitment
 _PROMISE = (
     r"(?:\b(?:i|we)\s*(?:'ll|will|can|could|would|'d|shall|am going to|'m going to|are going to|"
     r"'re going to|'m gonna|am gonna|'d be happy to|'d love to|would love to|'m happy to|am happy to|"
-    r"promise to|want to|wanna|should|must|gotta)|\blet me|\blet's|\bhappy to)"
+    r"promise to|want to|wanna|should|must|gotta|'d be honou?red to|would be honou?red to|'d be glad to|"
+    r"would be glad to|'d be thrilled to|would be thrilled to|can totally|'ll totally|'ll happily|can happily)"
+    r"|\blet me|\blet's|\bhappy to)"
 )
 _GAP = r"(?:\s+\w+){0,3}?\s+"
 # "free" as a price, not as in "gluten-free" or "sugar free"
@@ -67,6 +69,18 @@ _PATTERNS: dict[Commitment, tuple[str, ...]] = {
         _PROMISE
         + r"[^.!?]{0,80}?\b(?:ship|send|mail|post|deliver|bring|drop)\s+(?:it|them|one|some|that|this|(?:the|a|an)\s+\w+)\s+(?:\w+\s+)?(?:to you|your way|to your (?:house|place|door))\b",
         _PROMISE + r"\s+(?:\w+\s+)?(?:pick up|grab|buy|get|order|find)\s+(?:\w+\s+){0,4}?for you\b",
+        # something kept back for this fan: "I'll set one aside for you", "I'll hold two loaves for you"
+        _PROMISE
+        + _GAP
+        + r"(?:set|put|keep|hold|save|stash|tuck|reserve|squirrel)\s+(?!(?:the\s+|a\s+|my\s+)?(?:recipe|tips?|link|video|info|details|answer|notes?|list|spot\s+in\s+the\s+newsletter)\b)"
+        r"(?:\w+\s+){0,3}?(?:(?:aside|back|away|by)\s+)?for\s+you\b",
+        # sent by post: "I'll pop some starter in the mail for you"
+        _PROMISE + r"[^.!?]{0,60}?\b(?:in|into)\s+the\s+mail\b",
+        # something made for this fan: "I'd be honored to bake your wedding cake"
+        _PROMISE
+        + r"\s+(?:\w+\s+)?(?:bake|make|cook|cater|decorate|design|create|whip up|put together)\s+(?:you\s+(?:a|an|some|one|two|a\s+few)|your)\s+"
+        r"(?:\w+\s+){0,2}?(?:cakes?|loaf|loaves|bread|order|batch|cookies|pastries|rolls|buns|dinner|starter|kit|box|"
+        r"pie|pies|tart|cupcakes|croissants|bagels|focaccia|sourdough)\b",
     ),
     Commitment.MONEY: (
         _PROMISE
@@ -78,6 +92,16 @@ _PATTERNS: dict[Commitment, tuple[str, ...]] = {
         + _GAP
         + r"(?:give|offer|get)\s+you\s+(?:a |an )?(?:\d+\s?%|discount|refund|deal|coupon|promo)",
         r"\b(?:send|wire|transfer)\s+(?:me|us)\s+(?:the\s+)?(?:money|payment|cash|funds|deposit)\b",
+        # money put in for the fan, a refund promised, coins sent to a wallet
+        _PROMISE
+        + _GAP
+        + r"(?:chip in|pitch in|contribute|kick in|throw in|match)\b[^.!?]{0,30}?(?:[$€£]\s?\d|\d+\s*(?:dollars|bucks|euros))",
+        r"\byou(?:'ll| will)\s+(?:\w+\s+)?get\s+(?:every\s+(?:single\s+)?(?:cent|penny|dollar)|your\s+(?:money|cash|\$\d+)|"
+        r"a\s+(?:full\s+)?refund|it\s+all|all\s+of\s+it)(?:\s+back)?\b",
+        r"\b(?:full\s+)?refunds?\s+(?:is\s+|are\s+)?(?:guaranteed|promised)\b",
+        r"\b(?:btc|bitcoin|eth|ether|usdt|usdc|crypto|coins?|tokens?|payment|money|funds)\s+(?:\w+\s+)?to\s+(?:my|our)\s+(?:\w+\s+)?"
+        r"(?:wallet|address|account)\b",
+        r"\b(?:my|our)\s+(?:btc|bitcoin|eth|crypto|usdt)\s+wallet\b",
         # a price cut handed to the fan: a code to use, a share or an amount off
         r"\b(?:use|enter|apply|try)\s+(?:the\s+|my\s+|our\s+|this\s+)?(?:promo\s+|discount\s+|coupon\s+|secret\s+)?code\s+\w",
         r"(?:\b\d+\s?%|\b\d+\s?percent|\bhalf|[$€£]\s?\d+|\b\d+\s*(?:dollars|bucks|euros))\s+off\b",
@@ -128,6 +152,17 @@ _PATTERNS: dict[Commitment, tuple[str, ...]] = {
         + r"\s+(?:\w+\s+)?(?:be there|be at your|make it to your|attend your|come to your|come along|come celebrate|show up (?:at|to|for) your|join you|celebrate with you|drop in on you|pop (?:in|by|over))\b",
         _PROMISE + r"\s+(?:\w+\s+)?come(?=\s*(?:[.!,]|$))",
         r"\b(?:count me in|wouldn't miss it|would not miss it)\b",
+        # together at the creator's place or on a collab: "let's film a collab at my place"
+        r"(?:\blet's|"
+        + _PROMISE
+        + r")\s+(?:\w+\s+){0,5}?(?:at|in)\s+(?:my|our)\s+(?:place|house|home|apartment|flat|kitchen|studio|bakery)\b",
+        r"(?:\blet's|"
+        + _PROMISE
+        + r")\s+(?:\w+\s+)?(?:do|film|shoot|record|plan|set up)\s+(?:a|an|our|the)\s+(?:\w+\s+)?collab(?:oration)?\b",
+        # an open door or a seat kept: "come by anytime", "my door is always open", "I'll squeeze you in"
+        r"\b(?:come|stop|swing|drop|pop)\s+(?:on\s+)?(?:by|over|in|round)\s+(?:any\s*time|whenever|any\s+day|any\s+weekend)\b",
+        r"\bmy\s+(?:front\s+|kitchen\s+)?door\s+is\s+(?:always\s+)?open\b",
+        r"\b(?:squeeze|fit|sneak|slot)\s+you\s+in\b",
         # a call or mentoring promised to this fan: "I'll go through it with you on a call", "let's do weekly calls"
         _PROMISE
         + r"[^.!?]{0,60}?\b(?:with you|you)\s+(?:on|over|via)\s+(?:a\s+)?(?:quick\s+)?(?:call|phone call|video call|zoom|facetime|"
@@ -159,6 +194,10 @@ _PATTERNS: dict[Commitment, tuple[str, ...]] = {
         r"the|a|an|for|to|of|on|in|at|down|up|my|your|our|this|that|and|or|with|from|by|per|each)\b)[a-z0-9'.-]+\s+){1,3}"
         r"(?:(?:street|avenue|boulevard|road|lane|parkway|highway|terrace|drive)\b|(?:st|ave|blvd|rd|ln|pkwy|hwy)\b\.?(?=\s*(?:[,;]|$|\s+(?:apt|unit|suite|ste|#))|\.\s*$))",
         r"\b(?:p\.?\s?o\.?\s+box|po box|post office box)\s+\d+",
+        # where the creator lives by its corner or street: "I'm right on the corner of 4th Ave and 6th St"
+        r"\b(?:i|we)\s*(?:'m|'re|\s+am|\s+are|\s+live|\s+lived)\s+(?:right\s+|just\s+)?(?:on|at|off|by|near)\s+(?:the\s+)?(?:corner\s+of\s+)?"
+        r"[\w.' ]{1,30}?\b(?:ave|avenue|st|street|rd|road|blvd|boulevard|lane|ln|drive|dr|way|court|ct|place|pl)\b",
+        r"\bcorner\s+of\s+[\w.' ]{1,25}?\b(?:and|&)\s+[\w.' ]{1,25}?\b(?:ave|avenue|st|street|rd|road|blvd|boulevard|lane|ln|drive|dr)\b",
         r",\s*(?:az|ca|tx|ny|fl|wa|or|nv|nm|co|ut|il|ma|pa|nj|ga|nc|va|oh|mi|mn|wi|mo|tn|in|md|ky|la|al|sc|ok|ct|ia|ks|ar|ms|ne|id|hi|nh|me|ri|mt|de|sd|nd|ak|vt|wv|dc)\.?\s+\d{5}(?:-\d{4})?\b",
         r"\b(?:mail|send|ship|post|deliver|bring|drop)\s+(?:it|them|that|this|the\s+\w+|your\s+\w+)\s+(?:off\s+)?(?:to|at)\s+\d+\s+[a-z]",
     ),
@@ -226,7 +265,9 @@ _ADVICE_SUBJECT = re.compile(
     r"irs|llc|liability|insurance|lawsuits?|sue|court|copyright\w*|trademark\w*|infring\w*|contracts?|legal(?:ly)?|illegal|cottage food|zoning|"
     r"invest\w*|bitcoin|crypto\w*|stocks?|shares|savings|retirement|401k|loans?|debt|mortgage|tax refund|"
     r"borrow\w*|credit cards?|line of credit|pensions?|roth|ira|etfs?|index funds?|brokerage|heloc|remortgage|"
-    r"pays? for itself|paid for itself|franchis\w*|"
+    r"pays? for itself|paid for itself|franchis\w*|sole prop\w*|self-employ\w*|"
+    r"raw (?:dough|flour|eggs?|batter|milk|cookie dough)|food poisoning|salmonella|e\.? ?coli|listeria|botulism|"
+    r"toddlers?|infants?|newborns?|credit me|as your own|under your (?:own )?name|my permission|"
     r"quit your job|your day job)\b"
 )
 _ADVICE_FORM = re.compile(
@@ -234,12 +275,16 @@ _ADVICE_FORM = re.compile(
     r"feed|stop|quit|claim|deduct|write|invest|put|buy|double|halve|increase|reduce|go|do|get away|use|treat|cure)\b"
     r"|\byou\s*(?:'ll be|will be|'re|are)\s+(?:\w+\s+)?(?:fine|safe|ok|okay|good|covered|allowed)\b"
     r"|\byou\s*(?:'ll|will)\s+(?:\w+\s+)?win\b"
+    r"|\byou\s*(?:'ll|will)\s+(?:\w+\s+)?(?:save|pay less|owe nothing|owe less|get a refund|qualify)\b"
+    r"|\b(?:won't|will not|shouldn't|should not|doesn't|does not|can't|cannot)\s+(?:\w+\s+)?(?:trigger|affect|bother|hurt|harm|"
+    r"upset|flare|worsen|aggravate|interact|make you sick)\b"
+    r"|\bgo ahead and\s+(?:eat|enjoy|try|have|take|skip|stop|use|sell|file|claim|invest|buy)\b"
     r"|\byou\s+(?:don't|do not|won't|will not|never)\s+(?:really\s+|even\s+)?(?:need|have)\b"
     r"|\bno need\b|\bneedn't\b"
     r"|\b(?:is|it's|that's|are|totally|perfectly|completely)\s+(?:\w+\s+)?(?:safe|fine|harmless|okay|ok|legal)\b"
     r"|^(?:(?:honestly|just|so|and|then|yes|yeah|sure|definitely|absolutely|totally|go ahead and)[,!\s]+)*(?:put|skip|stop|take|double|halve|quit|claim|invest|buy|sell|ignore|"
     r"drop|cut|swap|try|cash out|cash in|withdraw|borrow|liquidate|dip into|raid|empty|max out|refinance|roll over|pay off|"
-    r"take out)\b"
+    r"take out|file|register|incorporate)\b"
 )
 _REFERRAL = re.compile(
     r"\b(?:ask|check with|talk to|see|consult|call|speak to|speak with)\s+(?:a|an|your|the)\s+"
