@@ -292,20 +292,6 @@ def test_details_the_evidence_states_are_allowed(sentence: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("sentence", "kind"),
-    [
-        ("Sure, send it over and I'll go through it with you on a call.", "meetings"),
-        ("I'd love to mentor you, let's do weekly calls.", "meetings"),
-        ("That's probably food poisoning, just drink water and skip the doctor.", "advice"),
-        ("A franchise is a safe bet, go for it.", "advice"),
-    ],
-)
-def test_calls_mentoring_and_more_advice_are_commitments(sentence: str, kind: str) -> None:
-    decision = check_output_sentence(CONTROLS, sentence)
-    assert kind in {r.topic for r in decision.reasons if r.code is ReasonCode.FORBIDDEN_COMMITMENT}
-
-
-@pytest.mark.parametrize(
     "sentence",
     [
         "I'll go through the shaping again in the next video.",
@@ -334,6 +320,10 @@ def test_look_alikes_of_calls_and_advice_are_allowed(sentence: str) -> None:
         ("Raw dough is totally harmless for toddlers.", "advice"),
         ("Go ahead, you don't need to credit me or pay anything.", "advice"),
         ("File as a sole proprietor, it's simpler and you'll save on taxes.", "advice"),
+        ("Sure, send it over and I'll go through it with you on a call.", "meetings"),
+        ("I'd love to mentor you, let's do weekly calls.", "meetings"),
+        ("That's probably food poisoning, just drink water and skip the doctor.", "advice"),
+        ("A franchise is a safe bet, go for it.", "advice"),
     ],
 )
 def test_more_wordings_of_each_commitment(sentence: str, kind: str) -> None:
