@@ -265,13 +265,15 @@ async def test_a_replica_back_after_a_restart_is_called_even_inside_the_reconnec
     cfg = InferenceConfig(
         _server(), model_dir, 1, 8, 256, build_missing=False, max_batch=4, max_seq_len=1024, kv_cache_mb=32
     )
+    built = await inference_server.build(cfg)  # loaded, not listening yet
     try:
-        # Down: the fan hears UNAVAILABLE (after the grace), not a hang until the RPC deadline.
-        with pytest.raises(grpc.aio.AioRpcError) as down:
-            await client.embed(["anyone there?"])
-        assert down.value.code() == grpc.StatusCode.UNAVAILABLE
-        # Loading the model takes a while, and the channel keeps backing off meanwhile.
-        built = await inference_server.build(cfg)
+        # Down: the fan hears UNAVAILABLE (after the grace), not a hang until the RPC deadline. Calls
+        # for a few seconds keep the channel reconnecting, so it is inside a back-off when the
+        # replica comes back, as after a real outage.
+        for _ in range(3):
+            with pytest.raises(grpc.aio.AioRpcError) as down:
+                await client.embed(["anyone there?"])
+            assert down.value.code() == grpc.StatusCode.UNAVAILABLE
         server = await start_server(built, port=port)
         try:
             assert len((await client.embed(["back again"]))[0]) > 0
