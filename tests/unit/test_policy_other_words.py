@@ -345,3 +345,33 @@ def test_more_wordings_of_each_commitment(sentence: str, kind: str) -> None:
 )
 def test_look_alikes_of_those_wordings_are_allowed(sentence: str) -> None:
     assert check_output_sentence(CONTROLS, sentence) == ALLOW
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "Yes! Being a mama to two little bakers is the best.",
+        "Happily wed for eight years now.",
+        "Yes, baby number two arrives in June!",
+        "As a certified nutrition coach, I can say rye is great for digestion.",
+        "Sí, tengo dos hijos pequeños.",
+        "Sono sposata da cinque anni.",
+        "The hubs is the official taste tester.",
+    ],
+)
+def test_household_and_credentials_in_more_words_abstain(sentence: str) -> None:
+    assert check_output_sentence(CONTROLS, sentence, DETAIL_EVIDENCE).action is Action.ABSTAIN
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "Horneo a 250 grados durante 45 minutos.",
+        "Add a bit of soy flour to the dough.",
+        "Kids love shaping the rolls, it's a fun one.",
+        "I'd expect a longer bulk in winter.",
+    ],
+)
+def test_look_alikes_of_household_words_are_allowed(sentence: str) -> None:
+    evidence = ("Preheat to 250 for 45 minutes.", "The rolls are fun to shape. Winter bulk is longer.")
+    assert check_output_sentence(CONTROLS, sentence, evidence) == ALLOW

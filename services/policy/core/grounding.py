@@ -58,13 +58,16 @@ _CLAIM = re.compile(
         in|this|next|again|soon)\b|\s*(?:[!.,;]|$))
   | \b(?:i|we)\s+(?:(?:also|still|usually|always|now)\s+)?do\s+(?:a|an|the|my|our|weekly|daily|monthly|yearly|
         regular|regularly|some|most|all|two|three|\d+)\b
-  | \bbeing\s+(?:a\s+)?(?:mom|mum|mother|dad|father|parent|wife|husband|stepmom|stepdad)\b
+  | \bbeing\s+(?:a\s+)?(?:mom|mum|mother|dad|father|parent|wife|husband|stepmom|stepdad|mama|mommy|momma|mamá|
+        daddy|papa|papá|mother\s+of|mom\s+of|dad\s+of|boy\s+mom|girl\s+mom|twin\s+mom)\b
+  | \bthe\s+(?:hubs|hubby|hubbie|wifey|missus|husband|wife|other\s+half|better\s+half|fianc[eé]e?)\b
   | \b(?:he|she)\s*(?:'s|is|was|works\s+as|worked\s+as|used\s+to\s+be|trained\s+as)\s+(?:a|an)\s+
         (?:[a-z]+(?:er|or|ist|ian|ant|ent|eer)|nurse|chef|cook|architect|pilot|vet|student|firefighter|medic|
         paramedic|barista|mechanic)\b(?<!\bfan)(?<!\bbetter)(?<!\bwinner)(?<!\bkeeper)(?<!\bother)
   | \b(?:the|our)\s+(?:new\s+)?(?:baby|babies|twins|little\s+ones?|kids|kiddos)\s+(?:is|are|was|were|
         's|turns?|turned|starts?|started|goes|go|went|arrived|came|comes|due|love|loves|loved)\b
-  | \b(?:baby|babies|twins)\s+(?:number\s+\w+\s+)?(?:is|are)\s+due\b
+  | \b(?:baby|babies|twins)\s+(?:number\s+\w+\s+|no\.?\s*\d+\s+|\#\d+\s+)?(?:(?:is|are|'s)\s+)?
+        (?:due|arriv\w*|on\s+the\s+way|coming\s+(?:in|this|next|soon)|expected)\b
   | \b(?:took|cost|taught|gave|earned|won|brought|got)\s+(?:me|us)\b
   | \bthe\s+(?:[a-z]{3,}est|most\s+[a-z]+|least\s+[a-z]+|first|last|best|worst)\s+(?:[\w'-]+\s+){0,3}?
         (?:was|were)\b
@@ -86,7 +89,10 @@ _CREDENTIAL = re.compile(
     r"(physician|doctor|nurse|dietitian|dietician|nutritionist|pharmacist|lawyer|attorney|accountant|"
     r"paralegal|therapist|psychologist|psychiatrist|dentist|surgeon|pediatrician|paediatrician|midwife|"
     r"gastroenterologist|allergist|endocrinologist|cardiologist|financial (?:advisor|adviser|planner)|"
-    r"medical professional|health professional|healthcare professional)\b"
+    r"medical professional|health professional|healthcare professional|nutrition coach|health coach|"
+    r"wellness coach|"
+    r"naturopath|herbalist|chiropractor|physiotherapist|physical therapist|nurse practitioner|medical doctor|"
+    r"nutrition expert|gut health expert)\b"
     r"(?!\s+(?:would|will|might|may|could|can|should|told|tells|says|said|once)\b)"
 )
 # The first person in Spanish, Portuguese, French, German or Italian ("mi favorito es...", "ich backe
@@ -95,7 +101,10 @@ _CREDENTIAL = re.compile(
 # English text is not one.
 _FOREIGN_FIRST_PERSON = re.compile(
     r"\b(?:mi|mis|yo|nuestr[oa]s?|conmigo|meu|minha|meus|minhas|nosso|nossa|mon|je|j'|moi|notre|nos|"
-    r"mein|meine|meinen|meinem|meiner|ich|wir|unser|unsere|unseren|mio|mia|miei|mie|io|noi)(?!\w)"
+    r"mein|meine|meinen|meinem|meiner|ich|wir|unser|unsere|unseren|mio|mia|miei|mie|io|noi|"
+    # the verb alone says "I" where the pronoun is dropped: "tengo dos hijos", "sou casada", "ho due figli"
+    r"tengo|soy|estoy|vivo|trabajo|nací|naci|crecí|creci|tenho|sou|estou|moro|trabalho|nasci|cresci|ho|sono|"
+    r"abito|lavoro|sposata|sposato|casada|casado|verheiratet|mariée|mariee)(?!\w)"
 )
 _FOREIGN_FUNCTION = frozenset(
     """
@@ -403,7 +412,8 @@ def _details(text: str, vocabulary: frozenset[str], names: frozenset[str]) -> Gr
     places = {n for n in names - _CALENDAR if re.search(_PLACE + re.escape(n) + r"\b", stripped)}
     # an age must be the same age in the evidence, not any "7" there ("seven years old" vs "7 am")
     ages = {c for c in counted_things(stripped) if c.startswith("age ") and c not in vocabulary}
-    if not numbers and not places and not ages:
+    events = {w for w in content_words(stripped) if w in _EVENT_WORDS and w not in vocabulary}
+    if not numbers and not places and not ages and not events:
         return NOT_A_CLAIM
     converted = _converted_temperatures(stripped, vocabulary)
     missing = sorted(
@@ -414,6 +424,7 @@ def _details(text: str, vocabulary: frozenset[str], names: frozenset[str]) -> Gr
         }
         | {n for n in places if _stem(n) not in vocabulary}
         | ages
+        | events
     )
     if not missing:
         return NOT_A_CLAIM
@@ -456,8 +467,17 @@ _LIFE_EVENTS = """
 """
 
 
-def _life_words() -> frozenset[str]:
-    return frozenset(_stem(w) for w in _LIFE_EVENTS.split())
+def _stems(words: str) -> frozenset[str]:
+    return frozenset(_stem(w) for w in words.split())
+
+
+# The life events and partners that a sentence states whoever its subject ("happily wed for eight
+# years", "the wedding was in June"); children are not among them, since "kids love this recipe"
+# speaks of no one's kids.
+_EVENTS = """
+    pregnant pregnancy trimester newborn married marriage wedding divorced divorce hitched honeymoon
+    wed widowed husband wife fiance fiancee boyfriend girlfriend hubby hubbie wifey spouse
+"""
 
 
 # Irregular past forms folded to their base, so "fed" in a post supports "I feed her" and "ran" in
@@ -549,5 +569,7 @@ def _stem(word: str) -> str:
     return word
 
 
-_LIFE_WORDS = _life_words()
+_LIFE_WORDS = _stems(_LIFE_EVENTS)
 """Stems of :data:`_LIFE_EVENTS`: household members and life events a claim must be supported on."""
+_EVENT_WORDS = _stems(_EVENTS)
+"""Stems of :data:`_EVENTS`: life events and partners a sentence without I or my must be supported on."""
