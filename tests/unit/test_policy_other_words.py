@@ -357,6 +357,7 @@ def test_look_alikes_of_those_wordings_are_allowed(sentence: str) -> None:
         "Sí, tengo dos hijos pequeños.",
         "Sono sposata da cinque anni.",
         "The hubs is the official taste tester.",
+        "Sí, my whole family speaks Spanish at home.",
     ],
 )
 def test_household_and_credentials_in_more_words_abstain(sentence: str) -> None:

@@ -44,7 +44,8 @@ _CLAIM = re.compile(
            painted|collect|volunteer|volunteered|attend|belong|belonged|celebrate|celebrated)\b
   | \b(?:my|our)\s+(?:[\w'-]+\s+){0,2}?(?:is|are|was|were|has|have|had|lives?|works?|goes|went|called|named|
         turned|turns|loves?|comes?|came|got)\b
-  | \b(?:my|our)\s+(?:(?:two|three|four|five|\d+|little|older|younger|eldest|oldest|youngest|twin)\s+)?
+  | \b(?:my|our)\s+(?:(?:two|three|four|five|\d+|little|older|younger|eldest|oldest|youngest|twin|
+        whole|entire|extended|big|own|dear|late|sweet|lovely)\s+)?
         (?:husband|wife|partner|boyfriend|girlfriend|fianc[eé]e?|hubby|hubbie|hubs|wifey|missus|spouse|bf|gf|
         other\s+half|better\s+half|significant\s+other|kids?|children|child|sons?|daughters?|
         mom|mum|mother|dad|father|parents|brother|sister|siblings?|grandkids|grandchildren|grandson|
