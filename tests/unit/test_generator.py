@@ -373,3 +373,17 @@ def test_default_providers_end_with_cpu() -> None:
     assert ("CUDAExecutionProvider" in providers) == (
         "CUDAExecutionProvider" in ort.get_available_providers()
     )
+
+
+def test_the_cuda_runtime_is_loaded_where_onnxruntime_has_cuda_and_named_where_not() -> None:
+    from services.inference.core.runner import _load_cudart
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        assert hasattr(_load_cudart(), "cudaMemcpy")
+        return
+    try:
+        lib = _load_cudart()
+    except RuntimeError as exc:  # no CUDA here: the error lists what was tried
+        assert "libcudart.so" in str(exc)
+    else:  # a CUDA toolkit without onnxruntime-gpu
+        assert hasattr(lib, "cudaMemcpy")

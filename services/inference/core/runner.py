@@ -17,6 +17,7 @@ GPU yet.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
@@ -261,8 +262,31 @@ def _cuda_memcpy(dst: int, src: int, nbytes: int, kind: int) -> None:
     """``cudaMemcpy`` through ctypes (onnxruntime's Python API has no sub-buffer copy)."""
     global _cudart
     if _cudart is None:
-        name = ctypes.util.find_library("cudart") or "libcudart.so"
-        _cudart = ctypes.CDLL(name)
+        _cudart = _load_cudart()
     status = _cudart.cudaMemcpy(ctypes.c_void_p(dst), ctypes.c_void_p(src), ctypes.c_size_t(nbytes), kind)
     if status != 0:
         raise RuntimeError(f"cudaMemcpy failed with CUDA error {status}")
+
+
+def _load_cudart() -> Any:
+    """The CUDA runtime onnxruntime's CUDA provider uses.
+
+    With CUDA from pip (``nvidia-cuda-runtime``) the library is not on the loader's path and has no
+    unversioned name, but the provider has loaded it by the time a session exists, and ``dlopen`` of
+    its soname returns that copy; a system CUDA is found by ``find_library``.
+    """
+    names = [ctypes.util.find_library("cudart"), "libcudart.so", "libcudart.so.13", "libcudart.so.12"]
+    errors = []
+    for attempt in range(2):
+        for name in dict.fromkeys(n for n in names if n):
+            try:
+                return ctypes.CDLL(name)
+            except OSError as exc:
+                errors.append(f"{name}: {exc}")
+        if attempt == 0 and "CUDAExecutionProvider" in ort.get_available_providers():
+            # No session yet: load the pip CUDA libraries the way onnxruntime itself would.
+            with contextlib.suppress(Exception):
+                ort.preload_dlls(cudnn=False, msvc=False)
+        else:
+            break
+    raise RuntimeError("no CUDA runtime library could be loaded (" + "; ".join(errors) + ")")
