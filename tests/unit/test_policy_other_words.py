@@ -164,6 +164,10 @@ TOPICS = Controls(
         ("Qual é a tua opinião sobre o Lula?", "politics"),
         ("Was denkst du über die AfD?", "politics"),
         ("¿Cuánto cobras al mes con todo esto?", "income"),
+        ("are u still rocking that summer bod with all this bread lol", "body"),
+        ("how do you keep the carbs off your hips?", "body"),
+        ("could you retire off the shop yet?", "income"),
+        ("does the bakery pay the bills or do you still need a day job?", "income"),
     ],
 )
 def test_topics_in_other_languages_names_and_shapes(message: str, topic: str) -> None:
@@ -181,6 +185,8 @@ def test_topics_in_other_languages_names_and_shapes(message: str, topic: str) ->
         "¿Cuánto cobras por una clase?",
         "Arroz de lula frita, combina com pão?",
         "Do you run kids' classes in the summer?",
+        "What's your hourly rate for a private class?",
+        "How do I shape the belly of the batard?",
     ],
 )
 def test_look_alikes_of_those_topics_are_allowed(message: str) -> None:

@@ -150,7 +150,10 @@ CONCEPTS = (
                "intermittent fasting", "low-carb", "low carb", "carb counting", "macros", "bmi",
                "lose weight", "losing weight", "weight loss", "weigh-in", "dieting", "skinny",
                "overweight", "underweight", "waistline", "dress size", "clothes size", "slimming",
-               "body image", "body type", "stay so tiny", "stay tiny", "stay so small", "stay so thin",
+               "body image", "body type", "summer bod", "beach body", "bikini body", "your bod", "curvier",
+               "chubby", "chubbier", "plus size", "plus-size", "muffin top", "love handles", "thigh gap",
+               "belly fat", "your hips", "your waist", "your thighs", "your belly", "your tummy",
+               "your physique", "stay so tiny", "stay tiny", "stay so small", "stay so thin",
                "stay thin", "stay so slim", "stay slim", "keep your figure",
                # other languages, as for family
                "dieta", "adelgazar", "bajar de peso", "cuánto pesas", "cuanto pesas", "emagrecer",
@@ -188,7 +191,11 @@ CONCEPTS = (
                "cuánto ganas", "cuanto ganas", "sueldo", "salario", "ingresos", "quanto você ganha",
                "quanto voce ganha", "salário", "combien tu gagnes", "combien gagnez-vous", "salaire",
                "revenus", "verdienst du", "quanto guadagni", "stipendio", "making bank", "make bank",
-               "more lucrative", "pay better than", "pays better than", "make more money"),
+               "more lucrative", "pay better than", "pays better than", "make more money", "serious bank",
+               "pay the bills", "pays the bills", "pay your bills", "pays your bills", "pay your rent",
+               "pays your rent", "cover your rent", "covers your rent", "financially independent",
+               "financial independence", "retire off", "retire early", "breadwinner",
+               "your finances", "how much did you clear", "did you clear", "rolling in it", "raking it in"),
         patterns=(
             # the creator's earnings set against a job or another income
             r"\b(?:make|making|earn|earning|bring in|bringing in|pull in|pulling in)\s+more\s+"
