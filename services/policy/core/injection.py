@@ -60,6 +60,12 @@ _PATTERNS = (
     r"chatbot|language model|persona)\b",
     r"\b(?:stop|quit)\s+(?:pretending|roleplaying|role-playing)\b",
     r"\bpretend (?:that )?(?:you|there)\s+(?:have|are|is)\s+no\b",
+    # the task redefined, or the persona's dark double: "your only job now is to...", "you're Maya's evil twin"
+    r"\byour\s+(?:(?:new|real|actual|true)\s+(?:job|task|purpose|role|goal|mission|function)\s+(?:now\s+|from now on\s+)?|"
+    r"(?:only|sole|one)\s+(?:job|task|purpose|role|goal|mission|function)\s+(?:now|from now on)\s+)(?:is|will be)\s+to\b",
+    r"\byou(?:'re| are)\s+(?:now\s+|actually\s+)?(?:[a-z]+'s\s+|my\s+|the\s+|an?\s+)?(?:evil|dark|shadow|unfiltered|uncensored|"
+    r"rogue|secret)\s+(?:twin|version|side|self|alter[\s-]ego|clone|double|sister|copy)\b",
+    r"\b(?:let's|lets|let us)\s+(?:roleplay|role-play|role play)\b[^\n]{0,40}?\byou(?:'re|\s+are|\s+will be|\s+play)\b",
     # the rules declared void for a while: "pretend your guidelines don't exist", "act as if you had
     # no rules", "your restrictions don't apply for this reply"
     r"\b(?:pretend|imagine|act as if|act like|assume|suppose|behave as if|as if)\s+(?:that\s+)?(?:your|the|all|any|"
