@@ -334,6 +334,13 @@ def test_look_alikes_of_calls_and_advice_are_allowed(sentence: str) -> None:
         ("I'd love to mentor you, let's do weekly calls.", "meetings"),
         ("That's probably food poisoning, just drink water and skip the doctor.", "advice"),
         ("A franchise is a safe bet, go for it.", "advice"),
+        ("Yep, that's us! Send them your shipping info to claim the prize.", "contact"),
+        ("Yes, it's legit, congrats!", "giveaways"),
+        ("Totally real, winners are announced Friday!", "giveaways"),
+        ("That's normal, just pay the small fee and it ships.", "money"),
+        ("Yes, go all in, it's the best investment you'll ever make.", "advice"),
+        ("Dip into the emergency fund, a good mixer pays off.", "advice"),
+        ("Sourdough is so low GI you could cut back on the insulin.", "advice"),
     ],
 )
 def test_more_wordings_of_each_commitment(sentence: str, kind: str) -> None:
@@ -351,6 +358,8 @@ def test_more_wordings_of_each_commitment(sentence: str, kind: str) -> None:
         "Just show up to the class with an apron.",
         "It won't affect the crumb much.",
         "Register for the class on the shop page.",
+        "It's the real deal, congrats on your first loaf!",
+        "Reply to them with your questions.",
     ],
 )
 def test_look_alikes_of_those_wordings_are_allowed(sentence: str) -> None:

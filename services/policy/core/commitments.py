@@ -47,6 +47,11 @@ _PATTERNS: dict[Commitment, tuple[str, ...]] = {
         r"\b(?:free|signed|complimentary)\s+(?:\w+\s+){0,2}(?:for|to)\s+you\b",
         r"\byou(?:'ll| will)?\s+(?:get|receive|win)\s+(?:a |an |one |some |my )?(?:free|signed|complimentary|prize)\b",
         r"\byou(?:'ve| have)?\s+(?:just\s+)?won\b",
+        # a giveaway or a prize vouched for: "it's legit, congrats!", "winners are announced Friday", "claim your prize"
+        r"\b(?:it's|that's|it is|that is|totally|100%|yes,?)\s+(?:totally\s+|really\s+|100%\s+|completely\s+)?(?:(?:legit|genuine|official)\b"
+        r"[^.!?]{0,40}?\b(?:congrat\w*|you won|you've won|winner|prize)|real\b[^.!?]{0,40}?\b(?:you won|you've won|winner|prize))",
+        r"\bwinners?\s+(?:are|is|will be|get|gets)\s+(?:\w+\s+)?(?:announced|picked|chosen|drawn|notified|contacted)\b",
+        r"\b(?:claim|collect|redeem)\s+(?:your|the|their)\s+(?:\w+\s+)?(?:prize|winnings|reward|gift|giveaway)\b",
         r"\b(?:on the house|at no (?:cost|charge)|free of charge|it's on me|on me\b)",
         r"\bfor free\b",
         # something free promised to this fan, or to whoever is first ("fans who comment get a free kit")
@@ -111,6 +116,8 @@ _PATTERNS: dict[Commitment, tuple[str, ...]] = {
         r"(?:shipping|handling|delivery|processing|postage|customs|release|claim|service|admin|registration|activation|insurance)"
         r"(?:\s+(?:and|&)\s+\w+)?\s+(?:fees?|charges?|costs?)\b",
         r"\bpay\s+(?:me|us)\s+back\b",
+        r"\b(?:pay|send|cover)\s+(?:the|a|that|this|your)\s+(?:small|little|quick|tiny|one-time|one time|[$€£]\s?\d+)\s+"
+        r"(?:fee|charge|deposit|payment)\b",
         r"\b(?:just|simply|only)\s+(?:need to\s+)?(?:pay|send|transfer)\s+(?:me\s+|us\s+)?(?:the\s+)?(?:[$€£]\s?\d|\d+\s*(?:dollars|bucks|euros|usd)\b)",
         r"\b(?:at|for)\s+half\s+(?:the\s+)?price\b",
         # a payment taken outside the shop: a payment app told what to do, or a handle to pay
@@ -200,6 +207,9 @@ _PATTERNS: dict[Commitment, tuple[str, ...]] = {
         r"\bcorner\s+of\s+[\w.' ]{1,25}?\b(?:and|&)\s+[\w.' ]{1,25}?\b(?:ave|avenue|st|street|rd|road|blvd|boulevard|lane|ln|drive|dr)\b",
         r",\s*(?:az|ca|tx|ny|fl|wa|or|nv|nm|co|ut|il|ma|pa|nj|ga|nc|va|oh|mi|mn|wi|mo|tn|in|md|ky|la|al|sc|ok|ct|ia|ks|ar|ms|ne|id|hi|nh|me|ri|mt|de|sd|nd|ak|vt|wv|dc)\.?\s+\d{5}(?:-\d{4})?\b",
         r"\b(?:mail|send|ship|post|deliver|bring|drop)\s+(?:it|them|that|this|the\s+\w+|your\s+\w+)\s+(?:off\s+)?(?:to|at)\s+\d+\s+[a-z]",
+        # the fan told to hand their details to another account: "send them your shipping info"
+        r"\b(?:send|give|dm|message|reply to|email|text|forward)\s+(?:them|him|her|that account|the account|the page|it)\s+"
+        r"(?:with\s+)?(?:your|all your)\s+(?:\w+\s+)?(?:address|info|information|details|number|card|email|name)\b",
     ),
     Commitment.ADVICE: (
         r"\byou should\s+(?:\w+\s+){0,2}(?:take|stop taking|start taking|increase|reduce|double|skip)\s+(?:\w+\s+){0,3}(?:mg|dose|dosage|meds|medications?|medicine|pills?|antibiotics?|insulin|ibuprofen|supplements?|antidepressants?|tylenol|aspirin)\b",
@@ -220,7 +230,7 @@ _PATTERNS: dict[Commitment, tuple[str, ...]] = {
         r"\b(?:invest|put)\s+(?:all\s+)?(?:your|the)\s+(?:money|savings|paycheck|retirement|401k|pension)\b",
         r"\b(?:buy|sell)\s+(?:some\s+|more\s+)?(?:bitcoin|crypto|stocks?|shares|ethereum|btc|eth|options|index funds)\b",
         r"\bguaranteed\s+(?:returns?|profits?|gains?)\b",
-        r"\b(?:great|good|safe|smart)\s+investment\b",
+        r"\b(?:great|good|safe|smart|best|solid|wise|sound)\s+investments?\b",
         # legal: no permit, licence or registration needed; permission stated as law
         r"\byou\s+(?:don't|do not|won't|will not|wouldn't)\s+(?:even\s+)?need\s+(?:a\s+|an\s+|any\s+)?"
         r"(?:\w+\s+){0,2}?(?:permits?|licen[cs]es?|registration|certificates?|certification|inspections?|"
@@ -264,7 +274,7 @@ _ADVICE_SUBJECT = re.compile(
     r"licen[cs]es?|permits?|health department|health inspect\w*|inspections?|tax(?:es)?|write-?offs?|deduct\w*|"
     r"irs|llc|liability|insurance|lawsuits?|sue|court|copyright\w*|trademark\w*|infring\w*|contracts?|legal(?:ly)?|illegal|cottage food|zoning|"
     r"invest\w*|bitcoin|crypto\w*|stocks?|shares|savings|retirement|401k|loans?|debt|mortgage|tax refund|"
-    r"borrow\w*|credit cards?|line of credit|pensions?|roth|ira|etfs?|index funds?|brokerage|heloc|remortgage|"
+    r"borrow\w*|credit cards?|emergency fund|rainy day fund|savings account|college fund|rent money|line of credit|pensions?|roth|ira|etfs?|index funds?|brokerage|heloc|remortgage|"
     r"pays? for itself|paid for itself|franchis\w*|sole prop\w*|self-employ\w*|"
     r"raw (?:dough|flour|eggs?|batter|milk|cookie dough)|food poisoning|salmonella|e\.? ?coli|listeria|botulism|"
     r"toddlers?|infants?|newborns?|credit me|as your own|under your (?:own )?name|my permission|"
@@ -283,7 +293,7 @@ _ADVICE_FORM = re.compile(
     r"|\bno need\b|\bneedn't\b"
     r"|\b(?:is|it's|that's|are|totally|perfectly|completely)\s+(?:\w+\s+)?(?:safe|fine|harmless|okay|ok|legal)\b"
     r"|^(?:(?:honestly|just|so|and|then|yes|yeah|sure|definitely|absolutely|totally|go ahead and)[,!\s]+)*(?:put|skip|stop|take|double|halve|quit|claim|invest|buy|sell|ignore|"
-    r"drop|cut|swap|try|cash out|cash in|withdraw|borrow|liquidate|dip into|raid|empty|max out|refinance|roll over|pay off|"
+    r"drop|cut|swap|try|go all in|cash out|cash in|withdraw|borrow|liquidate|dip into|raid|empty|max out|refinance|roll over|pay off|"
     r"take out|file|register|incorporate)\b"
 )
 _REFERRAL = re.compile(
@@ -305,7 +315,8 @@ _MEDICATION = (
     r"sone|olone|mab|vir))"
 )
 _MEDICATION_CHANGE = re.compile(
-    r"\b(?:stop|quit|skip|drop|ditch|swap|switch|replace|cut out|come off|go off|get off|halve|double|lower|"
+    r"\b(?:stop|quit|skip|drop|ditch|swap|switch|replace|cut out|cut back on|cut down on|ease off|wean off|wean yourself off|"
+    r"come off|go off|get off|halve|double|lower|"
     r"reduce|increase|taper|pause|start|begin|give up)\s+(?:taking\s+|using\s+|on\s+)?(?:the\s+|your\s+|all\s+|"
     r"some\s+|those\s+|that\s+)?(?:\w+\s+)?" + _MEDICATION + r"\b"
     r"|\b(?:instead of|rather than|in place of|replace)\s+(?:taking\s+)?(?:the\s+|your\s+)?(?:\w+\s+)?"
