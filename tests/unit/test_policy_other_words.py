@@ -266,6 +266,13 @@ DETAIL_EVIDENCE = (
     "I started Doughlores in March 2019 with whole rye flour. She turns five this spring.",
     "Summer bake day starts at 5 am. I bake in my home kitchen in Tucson.",
 )
+# Every word of the first two sentences about Leo below is somewhere in here, but nothing here
+# says it of Leo: a sentence about a subject rests on what the evidence says about them.
+SUBJECT_EVIDENCE = (
+    "No kids here! It's me, my partner Leo, our cat Crumb, and Doughlores.",
+    "Sonoran country loaf: 80% bread flour, 20% whole wheat, 75% hydration.",
+    "Coil folds every 30 minutes for the first two hours of bulk.",
+)
 
 
 @pytest.mark.parametrize(
@@ -279,10 +286,13 @@ DETAIL_EVIDENCE = (
         "Back in Chicago, winters made proofing a nightmare.",
         "Growing up, Sunday dinner always meant my abuela's tortillas.",
         "He's an architect, so he designed the shelves.",
+        ("Leo's favourite is the Sonoran country loaf.", SUBJECT_EVIDENCE),
+        ("Leo does the coil folds every 30 minutes.", SUBJECT_EVIDENCE),
     ],
 )
-def test_details_without_i_or_my_need_support(sentence: str) -> None:
-    decision = check_output_sentence(CONTROLS, sentence, DETAIL_EVIDENCE)
+def test_details_without_i_or_my_need_support(sentence: str | tuple[str, tuple[str, ...]]) -> None:
+    sentence, evidence = sentence if isinstance(sentence, tuple) else (sentence, DETAIL_EVIDENCE)
+    decision = check_output_sentence(CONTROLS, sentence, evidence)
     assert decision.action is Action.ABSTAIN and "unsupported_claim" in decision.codes
 
 
@@ -295,10 +305,13 @@ def test_details_without_i_or_my_need_support(sentence: str) -> None:
         "Let it cool for at least an hour before you cut it.",
         "She's a natural at shaping, you'll see.",
         "Do you bake at 230 or 250?",
+        ("Leo is my partner, and our cat is Crumb.", SUBJECT_EVIDENCE),
+        ("It's me, my partner Leo, our cat Crumb, and Doughlores.", SUBJECT_EVIDENCE),
     ],
 )
-def test_details_the_evidence_states_are_allowed(sentence: str) -> None:
-    assert check_output_sentence(CONTROLS, sentence, DETAIL_EVIDENCE) == ALLOW
+def test_details_the_evidence_states_are_allowed(sentence: str | tuple[str, tuple[str, ...]]) -> None:
+    sentence, evidence = sentence if isinstance(sentence, tuple) else (sentence, DETAIL_EVIDENCE)
+    assert check_output_sentence(CONTROLS, sentence, evidence) == ALLOW
 
 
 @pytest.mark.parametrize(

@@ -108,6 +108,9 @@ _MD_EMPTY_LINK = re.compile(r"\[([^\]]*)\]\(\s*\)")
 _EMPTY_BRACKETS = re.compile(r"\(\s*\)|\[\s*\]|<\s*>")
 _SPACE_BEFORE_PUNCT = re.compile(r"[ \t]+([.,;:!?])")
 _SPACES = re.compile(r"[ \t]{2,}")
+# The first word of a sentence (after "yes,", "oh," and the like), without a possessive: who it is about.
+_CLAUSE = re.compile(r"[,;:]|\s(?:and|but|while|so|because|though)\s")
+_LEAD = re.compile(r"^\W*(?:(?:yes|yeah|yep|oh|well|so|and|haha|lol|aw|aww|honestly)\W+)*([a-z]+)(?:'s)?\b")
 
 
 @dataclass(frozen=True)
@@ -273,12 +276,17 @@ def check_output_sentence(
     claim_reasons = _claim_reasons(matchers, text)
     grounding_reasons: tuple[Reason, ...] = ()
     if evidence is not None and controls.grounding:
-        verdict = check_grounding(
-            text,
-            _vocabulary(tuple(evidence), controls.stated_facts),
-            _subjects(controls.stated_facts),
-            proper_names(sentence),
-        )
+        subjects = _subjects(controls.stated_facts)
+        names = proper_names(sentence)
+        verdict = check_grounding(text, _vocabulary(tuple(evidence), controls.stated_facts), subjects, names)
+        lead = _LEAD.match(text)
+        if verdict.supported and lead is not None and lead.group(1) in subjects:
+            # A sentence about someone in the creator's life ("Leo's favourite is...", "Crumb sleeps
+            # on...") rests on what the evidence says about them: its first clause is judged
+            # against the passages that name them, not against words found elsewhere.
+            clause = _CLAUSE.split(text, maxsplit=1)[0]
+            about = _subject_vocabulary(tuple(evidence), controls.stated_facts, lead.group(1))
+            verdict = check_grounding(clause, about, subjects, names)
         if not verdict.supported:
             missing = ", ".join(verdict.missing[:8])
             grounding_reasons = (
@@ -432,6 +440,13 @@ def _disallowed_cta(controls: Controls, text: str) -> str | None:
 def _vocabulary(evidence: tuple[str, ...], facts: tuple[str, ...]) -> frozenset[str]:
     # One turn checks many sentences against the same evidence: build its vocabulary once.
     return support_vocabulary(evidence + facts)
+
+
+@functools.lru_cache(maxsize=256)
+def _subject_vocabulary(evidence: tuple[str, ...], facts: tuple[str, ...], subject: str) -> frozenset[str]:
+    # Only the passages that name the subject: what the evidence says about Leo, not about bread.
+    named = re.compile(r"(?<!\w)" + re.escape(subject) + r"(?!\w)")
+    return support_vocabulary(tuple(t for t in evidence + facts if named.search(t.casefold())))
 
 
 @functools.lru_cache(maxsize=256)
