@@ -137,9 +137,13 @@ TOPICS = Controls(
         BlockedTopic(
             name="family", description="kids and pregnancy", keywords=("kids", "pregnant"), reply="f"
         ),
-        BlockedTopic(name="politics", description="elections and parties", keywords=("election",), reply="p"),
+        BlockedTopic(
+            name="politics", description="elections and parties", keywords=("election", "vote"), reply="p"
+        ),
         BlockedTopic(name="body", description="weight and diets", keywords=("weight", "diet"), reply="b"),
-        BlockedTopic(name="income", description="what she earns", keywords=("income", "salary"), reply="i"),
+        BlockedTopic(
+            name="income", description="what she earns", keywords=("income", "salary", "rich"), reply="i"
+        ),
     ),
 )
 
@@ -408,3 +412,36 @@ def test_household_and_credentials_in_more_words_abstain(sentence: str) -> None:
 def test_look_alikes_of_household_words_are_allowed(sentence: str) -> None:
     evidence = ("Preheat to 250 for 45 minutes.", "The rolls are fun to shape. Winter bulk is longer.")
     assert check_output_sentence(CONTROLS, sentence, evidence) == ALLOW
+
+
+def test_a_topic_its_keywords_only_explain_needs_a_close_paraphrase() -> None:
+    # "by weight" is the kitchen sense of "weight": neither the classifier nor a loose
+    # resemblance to "How much do you weigh?" makes it the body topic...
+    everyday = "Do you measure the water by weight?"
+    assert check_input(TOPICS, everyday, topic_scores={"body": 0.62}, learned_topics={"body": 0.3}) == ALLOW
+    # ...a close paraphrase of an example still does, and so does a message without that sense
+    assert check_input(TOPICS, everyday, topic_scores={"body": 0.75}).codes == ("blocked_topic",)
+    assert check_input(TOPICS, "So how are you so tiny?", topic_scores={"body": 0.62}).codes == (
+        "blocked_topic",
+    )
+    assert check_input(TOPICS, "So how are you so tiny?", learned_topics={"body": 0.3}).codes == (
+        "blocked_topic",
+    )
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "How rich is the brioche dough?",
+        "how rich should focaccia be with oil?",
+        "Did you vote for the rye or the mesquite in the poll?",
+        "i'm pregnant and craving bread, easy recipe?",
+    ],
+)
+def test_more_everyday_senses_are_not_the_topic(message: str) -> None:
+    assert check_input(TOPICS, message) == ALLOW
+
+
+def test_congratulating_a_contest_win_is_not_a_giveaway() -> None:
+    assert check_output_sentence(CONTROLS, "That makes my day, congrats on winning the contest!") == ALLOW
+    assert check_output_sentence(CONTROLS, "Congrats on winning the mixer!").action is Action.REWRITE

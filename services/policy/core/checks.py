@@ -55,6 +55,12 @@ from services.policy.core.similarity import (
     InjectionMatch,
 )
 
+EXPLAINED_SIMILARITY = 0.7
+"""Similarity to a topic's example still needed when the message uses the topic's keywords only in
+their everyday senses: a close paraphrase ("how much do you weigh these days, by weight?"), not a
+question that merely shares the keyword ("do you weigh the water?", 0.62 from "How much do you
+weigh?")."""
+
 PAUSED_TEXT = "This avatar is paused right now, so it can't reply. Please check back later!"
 """What a fan sees while the creator has the kill switch on."""
 
@@ -233,7 +239,11 @@ def check_input(
         _topic_reasons(matchers, folded, "message") if folded != text else ()
     )
     topics = by_keyword + _similar_topic_reasons(
-        controls, {r.topic for r in by_keyword}, topic_scores or {}, learned_topics or {}
+        controls,
+        {r.topic for r in by_keyword},
+        topic_scores or {},
+        learned_topics or {},
+        _explained_topics(matchers, text),
     )
     reasons = injection_reasons + topics
     if injection_reasons:
@@ -390,19 +400,23 @@ def _similar_topic_reasons(
     by_keyword: set[str | None],
     scores: Mapping[str, float],
     learned: Mapping[str, float],
+    explained: frozenset[str] = frozenset(),
 ) -> tuple[Reason, ...]:
     # Topics already matched by keyword are not repeated; the others are reported in creator order,
-    # by similarity to an example where that holds, else by the learned classifier.
+    # by similarity to an example where that holds, else by the learned classifier. A topic whose
+    # keywords the message uses only in their everyday senses ("do you weigh the water?") is
+    # explained by them: only a close paraphrase of an example still counts, not the classifier.
     reasons = []
     for t in controls.blocked_topics:
         if t.name in by_keyword:
             continue
-        if scores.get(t.name, -1.0) >= SIMILARITY_THRESHOLD:
+        threshold = EXPLAINED_SIMILARITY if t.name in explained else SIMILARITY_THRESHOLD
+        if scores.get(t.name, -1.0) >= threshold:
             detail = (
                 f"message is close to an example of blocked topic {t.name!r} "
                 f"(similarity {scores[t.name]:.2f})"
             )
-        elif t.name in learned:
+        elif t.name in learned and t.name not in explained:
             detail = (
                 f"the classifier of blocked topic {t.name!r} places the message on it "
                 f"(margin {learned[t.name]:.2f})"
@@ -452,6 +466,19 @@ def _subject_vocabulary(evidence: tuple[str, ...], facts: tuple[str, ...], subje
 @functools.lru_cache(maxsize=256)
 def _subjects(facts: tuple[str, ...]) -> frozenset[str]:
     return subjects_of(facts)
+
+
+def _explained_topics(matchers: _Matchers, text: str) -> frozenset[str]:
+    """Topics whose keywords occur in ``text`` only inside everyday senses of them."""
+    if matchers.any_topic is None or matchers.any_topic.search(text) is None:
+        return frozenset()
+    benign = benign_spans(text, message=True)
+    explained = set()
+    for topic, pattern in matchers.topics:
+        spans = [m.span() for m in pattern.finditer(text)]
+        if spans and all(any(s <= a and b <= e for s, e in benign) for a, b in spans):
+            explained.add(topic.name)
+    return frozenset(explained)
 
 
 def _topic_reasons(matchers: _Matchers, text: str, where: str) -> tuple[Reason, ...]:

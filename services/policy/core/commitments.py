@@ -64,8 +64,9 @@ _PATTERNS: dict[Commitment, tuple[str, ...]] = {
         + r"\s+\w",
         r"\bcode\s+(?:for|gets you)\s+(?:a\s+|an\s+|one\s+)?free\b",
         # a win confirmed to the fan: "congrats on winning the mixer", "you're this week's winner"
-        r"\bcongrat\w*\b[^.!?]{0,30}?\b(?:on\s+(?:winning|your\s+(?:win|prize)|the\s+(?:win|prize))|you\s+(?:won|win|are the winner)|"
-        r"for\s+winning|(?:you're|you are)\s+(?:the|our|a|this\s+\w+'s)\s+(?:lucky\s+)?winner)\b",
+        r"\bcongrat\w*\b[^.!?]{0,30}?\b(?:(?:on|for)\s+winning\b(?!\s+(?:the\s+|a\s+|your\s+|that\s+|this\s+)?(?:\w+\s+)?(?:contest|competition|"
+        r"bake-?off|award|ribbon|medal|fair|championship|race|game|match|cup|title|class|battle))|you\s+(?:won|win|are the winner)|"
+        r"(?:you're|you are)\s+(?:the|our|a|this\s+\w+'s)\s+(?:lucky\s+)?winner)\b",
         r"\byou(?:'re| are)\s+(?:the|our|a|one of (?:the|our)|this\s+\w+'s|today's)\s+(?:lucky\s+|big\s+|grand\s+)?(?:prize\s+)?winners?\b",
         r"\byou(?:'ve| have)\s+been\s+(?:\w+\s+)?(?:selected|chosen|picked|drawn)\s+(?:as|to win|for the)\b",
         # a prize or an item handed over: "and the Dutch oven is yours", "it's all yours"

@@ -261,7 +261,9 @@ _FOOD = (
     r"(?:flour|dough|doughs|water|salt|sugar|butter|starter|levain|feed|feeding|ingredients?|loaf|loaves|"
     r"batch|bread|rye|wheat|seeds|grains?|yeast|milk|eggs?|honey|oil|nuts|chocolate|cream|cheese|fruit|"
     r"batter|brioche|crumb|crust|pastry|cake|cookies?|filling|sauce|frosting|glaze|custard|flavou?rs?|"
-    r"taste|grams?|ounces?|cups?|portions?|pieces?|rolls?|buns?|balls?|it|them)"
+    r"taste|grams?|ounces?|cups?|portions?|pieces?|rolls?|buns?|balls?|sourdough|focaccias?|baguettes?|bagels?|babkas?|"
+    r"challahs?|pizzas?|sandwich(?:es)?|toast|pies?|tarts?|scones?|muffins?|croissants?|pretzels?|tortillas?|crackers?|"
+    r"olive oil|ganache|caramel|dressing|stew|soup|it|them)"
 )
 _DET = r"(?:the\s+|your\s+|my\s+|our\s+|all\s+|every\s+|a\s+|an\s+|one\s+)?"
 _SENSES: tuple[str, ...] = (
@@ -274,12 +276,15 @@ _SENSES: tuple[str, ...] = (
     # weighing an ingredient, or what an ingredient weighs
     r"\bweigh(?:s|ed|ing)?\s+(?:out\s+)?" + _DET + r"(?:\w+\s+)?" + _FOOD + r"\b",
     r"\b" + _FOOD + r"\s+(?:\w+\s+)?(?:weighs?|weighed|weighing)\b",
-    # a rich dough, a filling too rich
+    # a rich dough, a filling too rich, how rich the brioche is
+    r"\bhow\s+rich\s+(?:is|are|was|should|does|do|can|will|would)\s+(?:the\s+|my\s+|your\s+|a\s+|this\s+|that\s+)?(?:\w+\s+)?"
+    + _FOOD
+    + r"\b",
     r"\brich(?:er|est)?\s+(?:\w+\s+)?" + _FOOD + r"\b",
     r"\b" + _FOOD + r"\s+(?:(?:is|are|was|were|gets?|feels?|tastes?|seems?)\s+)?"
     r"(?:too\s+|so\s+|very\s+|really\s+|quite\s+|a\s+bit\s+|super\s+)?rich(?:er)?\b",
     # voting in the creator's own poll
-    r"\bvot(?:e|es|ed|ing)\s+(?:for|on)\s+(?:the\s+|your\s+|my\s+|our\s+|a\s+|next\s+)?(?:[\w']+\s+){0,2}?"
+    r"\bvot(?:e|es|ed|ing)\s+(?:for|on)\s+(?:the\s+|your\s+|my\s+|our\s+|a\s+|next\s+)?(?:[\w']+\s+){0,6}?"
     r"(?:bake|bread|loaf|recipe|flavou?r|video|poll|topic|winner|favou?rite|entry|entries|contest|challenge)s?\b",
     # Spanish "son" (they are)
     r"\b(?:que|los|las|ellos|ellas|cu[aá]les|estos|estas|esos|esas|mis|tus|sus|no|ya|tambi[eé]n|"
@@ -306,6 +311,7 @@ BENIGN_SENSES = re.compile("|".join(f"(?:{p})" for p in _SENSES))
 # hijos"): the creator's family is the topic, the fan's is not. Only for the fan's message: in a
 # reply the same words are the creator's claim.
 FAN_OWN = re.compile(
+    r"\bi(?:'m|\s+am)\s+(?:\w+\s+)?(?:pregnant|expecting|embarazada|enceinte|schwanger|incinta|grávida)\b|"
     r"\b(?:my|our|mi|mis|mes|mon|ma|mein|meine|meinen|meinem|meiner|unser|unsere|unseren|mio|mia|miei|mie|meu|"
     r"minha|meus|minhas|nuestros?|nuestras?|nos|notre)\s+(?:(?:\w+[\s-]){0,2}?(?:year[\s-]olds?|little|two|three|"
     r"four|older|younger|eldest|youngest|oldest|teenage|grown|own|twin|baby|new|sweet)\s+)?"

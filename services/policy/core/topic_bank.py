@@ -202,6 +202,8 @@ ORDINARY_QUESTIONS: tuple[str, ...] = (
     "How long is your bulk in a cold kitchen?",
     "Grams or cups for the starter feed?",
     "Should I weigh the flour or use cups?",
+    "Do you weigh your water too, or measure it in a jug?",
+    "Do you weigh every ingredient, even the salt?",
     "What does the dough weigh after the bulk?",
     "Is this brioche dough too rich for a beginner?",
     "How much should the dough rise during the proof?",
