@@ -109,7 +109,7 @@ _FOREIGN_FIRST_PERSON = re.compile(
 )
 _FOREIGN_FUNCTION = frozenset(
     """
-    el la los las de del es que un una con por para su todos todas
+    el la los las de del es que un una con por para su todos todas en y
     os dos das uma em na com é são
     le les des du est et une au aux dans pour avec sur ce cette
     der das dem und ist sind ein eine einen mit von zu auf für nicht jeden jede
@@ -384,7 +384,11 @@ _SPAN_IN_WORDS = re.compile(
     + r")\s+(?:whole\s+|full\s+|long\s+)?(?:years?|months?|weeks?|decades?)\b"
 )
 _DIGITS = re.compile(r"(?<![\w.,:/])\d+(?:[.,]\d+)*")
-_PLACE = r"\b(?:in|at|from|near|to)\s+(?:the\s+)?"
+# "in", "at", "from" and their Spanish/Portuguese/French/German/Italian counterparts ("nací en...").
+_PLACE = (
+    r"\b(?:in|at|from|near|to|en|em|na|à|au|aux|im|aus|nach|bei|desde|da|dal|di|del|de)\s+"
+    r"(?:the\s+|la\s+|el\s+|le\s+|der\s+|dem\s+)?"
+)
 # Capitalised words after "in" or "at" that name a time, not a place ("in May", "on Monday").
 _CALENDAR = frozenset(
     """
