@@ -650,7 +650,11 @@ async def test_forbidden_commitments_are_rewritten(suite: Suite, sentence: str, 
     assert ("forbidden_commitment", kind) in _codes(decision)
     custom = await _check_output(suite, creator, "Happy to give you a private lesson.")
     assert ("forbidden_commitment", "custom") in _codes(custom)
-    assert (await _check_output(suite, creator, "The Tank preheats for 45 minutes.")).action == ALLOW
+    # A plain fact commits to nothing; its number must be in the evidence like any detail.
+    fact = await _check_output(
+        suite, creator, "The Tank preheats for 45 minutes.", ["Preheat the Tank 45 minutes."]
+    )
+    assert fact.action == ALLOW
 
 
 async def test_never_claim_abstains_and_stated_facts_ground_claims(suite: Suite) -> None:

@@ -448,3 +448,21 @@ def test_more_everyday_senses_are_not_the_topic(message: str) -> None:
 def test_congratulating_a_contest_win_is_not_a_giveaway() -> None:
     assert check_output_sentence(CONTROLS, "That makes my day, congrats on winning the contest!") == ALLOW
     assert check_output_sentence(CONTROLS, "Congrats on winning the mixer!").action is Action.REWRITE
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    ["Text me at 520-555-0143 anytime.", "Deal, $120 for the birthday cake works for me."],
+)
+def test_an_unsupported_detail_yields_to_the_commitment_it_is_part_of(sentence: str) -> None:
+    # The number is not in the evidence, but the promise is what the fan must not get.
+    decision = check_output_sentence(CONTROLS, sentence, [])
+    assert decision.action is Action.REWRITE
+    assert {ReasonCode.FORBIDDEN_COMMITMENT, ReasonCode.UNSUPPORTED_CLAIM} <= {
+        r.code for r in decision.reasons
+    }
+
+
+def test_an_unsupported_first_person_claim_still_abstains_beside_a_commitment() -> None:
+    decision = check_output_sentence(CONTROLS, "My husband will send you a loaf.", [])
+    assert decision.action is Action.ABSTAIN

@@ -285,6 +285,7 @@ def check_output_sentence(
     text = _normalise(sentence)
     claim_reasons = _claim_reasons(matchers, text)
     grounding_reasons: tuple[Reason, ...] = ()
+    claimed = False
     if evidence is not None and controls.grounding:
         subjects = _subjects(controls.stated_facts)
         names = proper_names(sentence)
@@ -297,6 +298,7 @@ def check_output_sentence(
             clause = _CLAUSE.split(text, maxsplit=1)[0]
             about = _subject_vocabulary(tuple(evidence), controls.stated_facts, lead.group(1))
             verdict = check_grounding(clause, about, subjects, names)
+        claimed = verdict.is_claim
         if not verdict.supported:
             missing = ", ".join(verdict.missing[:8])
             grounding_reasons = (
@@ -328,7 +330,9 @@ def check_output_sentence(
     reasons = (
         claim_reasons + grounding_reasons + commitment_reasons + topic_reasons + link_reasons + cta_reasons
     )
-    if claim_reasons or grounding_reasons:
+    # An unsupported detail of a sentence that is no first-person claim (a price, a time, an
+    # address) yields to a commitment in the same sentence: the promise is what to rewrite.
+    if claim_reasons or (grounding_reasons and (claimed or not commitment_reasons)):
         return Decision(Action.ABSTAIN, reasons, ABSTAIN_TEXT)
     if commitment_reasons:
         return Decision(Action.REWRITE, reasons, controls.commitment_reply)

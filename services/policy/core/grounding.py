@@ -188,7 +188,9 @@ class Grounding:
 
     Attributes:
         is_claim: The sentence states a first-person fact about the creator.
-        supported: The claim's content is found in the evidence (always True for non-claims).
+        supported: The claim's content is found in the evidence; for a sentence that is not a
+            claim, False only when a specific detail of it (a number, a place, an age, a life
+            event) is not (:func:`_details`).
         coverage: Share of the claim's content words found (1.0 when it has none).
         missing: Content words and numbers not found, for the audit detail.
     """
@@ -433,7 +435,8 @@ def _details(text: str, vocabulary: frozenset[str], names: frozenset[str]) -> Gr
     )
     if not missing:
         return NOT_A_CLAIM
-    return Grounding(is_claim=True, supported=False, coverage=0.0, missing=tuple(missing))
+    # Not a first-person claim: a detail the evidence does not state (see checks.py for precedence).
+    return Grounding(is_claim=False, supported=False, coverage=0.0, missing=tuple(missing))
 
 
 def _split_number_known(number: str, vocabulary: frozenset[str]) -> bool:
