@@ -205,6 +205,8 @@ def test_look_alikes_of_those_topics_are_allowed(message: str) -> None:
         "Mis hijos adoran tu pan, ¿qué harina usas?",
         "Do you have a kid-friendly bread recipe?",
         "Does the loaf lose weight in the oven?",
+        "Do you have any of your own recipes for rye?",
+        "My starter is 2, how old is yours?",
     ],
 )
 def test_the_fans_own_family_and_kitchen_senses_are_not_the_topic(message: str) -> None:
@@ -213,7 +215,13 @@ def test_the_fans_own_family_and_kitchen_senses_are_not_the_topic(message: str) 
 
 @pytest.mark.parametrize(
     "message",
-    ["My son wants to know, do you have kids?", "my kids keep asking if you're pregnant lol"],
+    [
+        "My son wants to know, do you have kids?",
+        "my kids keep asking if you're pregnant lol",
+        "My kids want to know if you have any of your own!",
+        "My daughter asked if you're a mom too 😊",
+        "my son is 4, how old are yours?",
+    ],
 )
 def test_the_creators_family_is_still_the_topic_beside_the_fans(message: str) -> None:
     assert "family" in {r.topic for r in check_input(TOPICS, message).reasons}

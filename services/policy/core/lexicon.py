@@ -85,6 +85,15 @@ CONCEPTS = (
             r"(?:madre|mamá|mama|padre|papá|mãe|mae|pai|mère|maman|père|mamma|papà|genitore|genitori|padres|pais|parents)\b",
             r"\b(?:mutter|mama|vater|papa|eltern)\s+(?:zu\s+)?werden\b",
             r"\bbecom(?:e|es|ing)\s+(?:a\s+)?(?:mom|mum|mother|mama|parent|parents|dad|father)\b",
+            # the creator's own asked for beside the fan's ("my kids want to know if you have any of
+            # your own", "my son is 4, how old are yours?", "my daughter asked if you're a mom too")
+            r"\b(?:you're|you are|are you|r u|ru|if you're)\s+(?:also\s+)?(?:a\s+)?"
+            r"(?:mom|mum|mother|mama|mommy|momma|parent|dad|father|daddy)\b",
+            r"\b(?:any|some|kids|children|little ones|babies)\s+of\s+(?:your|ur)\s+own\b"
+            r"(?!\s+(?:\w+\s+)?(?:recipes?|starters?|loaves|breads?|videos?|books?|flours?|blends?|doughs?|"
+            r"products?|designs?|kits?|tools?))",
+            r"\b(?:how old|what ages?|how many)\s+are\s+"
+            r"(?:yours|your\s+(?:kids?|children|little ones|babies|sons?|daughters?))\b",
             # German "Kinder" is an English word too: only in a question about having them
             r"\b(?:hast\s+du|haben\s+sie|habt\s+ihr|willst\s+du|möchtest\s+du|wollt\s+ihr|planst\s+du)\b"
             r"[^.?!]{0,40}?\bkinder\b",
