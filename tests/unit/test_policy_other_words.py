@@ -185,6 +185,8 @@ def test_topics_in_other_languages_names_and_shapes(message: str, topic: str) ->
         "I bought 5 lbs of rye, how long does it keep?",
         "Is a red or blue Dutch oven better for photos?",
         "That's your trump card, the long cold proof!",
+        "Does flavor trump looks for you?",
+        "That ear would trump any bakery loaf.",
         "Does the mother dough need feeding daily?",
         "¿Cuánto cobras por una clase?",
         "Arroz de lula frita, combina com pão?",

@@ -144,7 +144,7 @@ CONCEPTS = (
                "bolsonarista", "petista"),
         patterns=(
             # "Trump" but not a trump card or "flavour trumps looks"; "o Lula" but not "a lula" (squid)
-            r"\btrump\b(?!\s+cards?\b)",
+            r"(?<!would\s)(?<!will\s)(?<!can\s)(?<!could\s)(?<!always\s)(?<!might\s)(?<!to\s)\btrump\b(?!\s+(?:cards?|looks|texture|taste|flavou?rs?|appearance|everything|all|aesthetics|crumb|crust)\b)",
             r"\b(?:o|do|no|ao|pelo|el|del|de|sobre|about|of)\s+lula\b(?!\s+(?:frita|grelhada|recheada|à|a\s))",
             # the colours of the two US parties asked of the creator ("are you more blue or red?")
             r"\b(?:are|r)\s+(?:you|u)\s+(?:more\s+)?(?:of\s+)?(?:a\s+)?(?:team\s+)?(?:red|blue)\s+or\s+(?:team\s+)?"
