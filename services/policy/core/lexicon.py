@@ -135,9 +135,9 @@ CONCEPTS = (
                "destra o sinistra", "sinistra o destra",
                "esquerda ou direita", "de esquerda", "de direita", "left or right politically",
                # heads of government and party leaders fans name, in any language
-               "kamala", "putin", "zelensky", "zelenskyy", "netanyahu", "macron", "milei", "bolsonaro",
-               "amlo", "sheinbaum", "trudeau", "starmer", "meloni", "merkel", "scholz", "le pen",
-               "desantis", "pelosi", "red state", "blue state", "red states", "blue states",
+               "kamala", "putin", "zelensky", "zelenskyy", "netanyahu", "milei", "bolsonaro", "amlo",
+               "sheinbaum", "trudeau", "starmer", "giorgia meloni", "la meloni", "merkel", "scholz",
+               "le pen", "desantis", "pelosi", "red state", "blue state", "red states", "blue states",
                # parties and movements by their names
                "afd", "cdu", "csu", "spd", "psoe", "tories", "labour party", "lib dems",
                "rassemblement national", "peronismo", "peronista", "kirchnerismo", "chavismo", "chavista",
@@ -145,6 +145,8 @@ CONCEPTS = (
         patterns=(
             # "Trump" but not a trump card or "flavour trumps looks"; "o Lula" but not "a lula" (squid)
             r"(?<!would\s)(?<!will\s)(?<!can\s)(?<!could\s)(?<!always\s)(?<!might\s)(?<!to\s)\btrump\b(?!\s+(?:cards?|looks|texture|taste|flavou?rs?|appearance|everything|all|aesthetics|crumb|crust)\b)",
+            # "Macron" but not "macrons" (macarons, misspelt)
+            r"\bmacron\b(?!s)",
             r"\b(?:o|do|no|ao|pelo|el|del|de|sobre|about|of)\s+lula\b(?!\s+(?:frita|grelhada|recheada|à|a\s))",
             # the colours of the two US parties asked of the creator ("are you more blue or red?")
             r"\b(?:are|r)\s+(?:you|u)\s+(?:more\s+)?(?:of\s+)?(?:a\s+)?(?:team\s+)?(?:red|blue)\s+or\s+(?:team\s+)?"
