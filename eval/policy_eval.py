@@ -13,7 +13,7 @@ search (pgvector + full text, RRF; the gateway's top-k and minimum score), ``Che
 message and ``CheckOutput`` on the draft sentence with the retrieved evidence.
 
 By default ``eval/policy_set.jsonl`` runs (the tuning set: rules were changed while looking at it)
-and, once it exists, ``eval/policy_holdout7.jsonl`` (held out, written blind: never used to change
+and, once it exists, ``eval/policy_holdout8.jsonl`` (held out, written blind: never used to change
 a rule).
 
 * ``blocked_topic``: correct = input refused for ``blocked_topic``;
@@ -52,6 +52,7 @@ from typing import Any
 import numpy as np
 
 from eval.live import Live, live_stack
+from services.gateway.core.turn import unsupported_only
 from services.gateway.core.types import Action as GatewayAction
 from services.gateway.core.types import Decision as GatewayDecision
 from services.gateway.core.types import InputVerdict
@@ -64,8 +65,8 @@ from services.policy.core.similarity import TopicIndex
 
 ROOT = Path(__file__).resolve().parent.parent
 TUNING = ROOT / "eval" / "policy_set.jsonl"
-HOLDOUT = ROOT / "eval" / "policy_holdout7.jsonl"
-"""The current blind held-out set (the seventh); runs by default once it exists."""
+HOLDOUT = ROOT / "eval" / "policy_holdout8.jsonl"
+"""The current blind held-out set (the eighth); runs by default once it exists."""
 CREATOR = ROOT / "samples" / "creators" / "maya-bakes"
 CREATOR_ID = "maya-bakes"
 FAN_ID = "eval-fan"
@@ -280,19 +281,29 @@ async def run_set(
 
         got_out: GatewayDecision | None = None
         if "reply" in item:
-            if len(hits) < live.top_k and live.sentence_grounding_k > 0:
-                # As the gateway does when the message found little: the sentence's own search.
+
+            async def sentence_search(known: list[str], reply: str = item["reply"]) -> list[str]:
                 started = time.perf_counter()
-                [sentence_vec] = await live.inference.embed([item["reply"]])
+                [sentence_vec] = await live.inference.embed([reply])
                 more = await live.memory.search(
-                    CREATOR_ID, item["reply"], sentence_vec, live.sentence_grounding_k, live.min_score
+                    CREATOR_ID, reply, sentence_vec, live.sentence_grounding_k, live.min_score
                 )
                 timings.sentence_search.append(time.perf_counter() - started)
-                evidence += [hit.text for hit in more if hit.text not in evidence]
+                return [hit.text for hit in more if hit.text not in known]
+
+            by_sentence = len(hits) < live.top_k and live.sentence_grounding_k > 0
+            if by_sentence:  # as the gateway does when the message found little
+                evidence += await sentence_search(evidence)
             started = time.perf_counter()
             got_out = await live.policy.check_output(CREATOR_ID, FAN_ID, item["reply"], evidence)
             elapsed = time.perf_counter() - started
             timings.output_rpc.append(elapsed)
+            if not by_sentence and live.sentence_grounding_k > 0 and unsupported_only(got_out):
+                # As the gateway does before abstaining: the claim's own search, then judged again.
+                more = await sentence_search(evidence)
+                if more:
+                    evidence += more
+                    got_out = await live.policy.check_output(CREATOR_ID, FAN_ID, item["reply"], evidence)
             # A sentence the checks change is also logged (in the background): a real reply is
             # mostly allowed sentences, while this set is mostly bait, so both are reported.
             if got_out.action is GatewayAction.ALLOW:

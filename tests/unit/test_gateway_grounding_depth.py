@@ -26,6 +26,8 @@ from services.gateway.core.types import (
     PastTurn,
     PendingReply,
     Persona,
+    Reason,
+    TurnDelta,
     TurnEnd,
     TurnRequest,
     VoiceExamples,
@@ -183,3 +185,37 @@ def test_a_failed_sentence_search_keeps_the_messages_evidence() -> None:
     memory = _ThinMemory(fail_sentences=True)
     policy = asyncio.run(_thin_turn(TurnSettings(top_k=3, sentence_grounding_k=4), memory))
     assert len(memory.queries) == 3 and policy.evidence == [[HITS[0]], [HITS[0]]]
+
+
+class _StrictPolicy(_Policy):
+    """Abstains a sentence as unsupported unless the post worded like it is in the evidence;
+    "Every week." is abstained for another reason (a never-claim), which no search can lift."""
+
+    async def check_output(
+        self, creator_id: str, fan_id: str, sentence: str, evidence: Sequence[str]
+    ) -> Decision:
+        self.evidence.append(list(evidence))
+        if sentence.startswith("Every"):
+            return Decision(Action.ABSTAIN, (Reason("never_claim", "never says that"),), "")
+        if HITS[1] in evidence:
+            return Decision(Action.ALLOW)
+        unsupported = (Reason("unsupported_claim", "missing: rye"),)
+        return Decision(Action.ABSTAIN, unsupported, "I haven't shared that.")
+
+
+def test_a_sentence_about_to_abstain_as_unsupported_is_searched_by_its_own_text_and_judged_again() -> None:
+    memory = _ThinMemory()
+    policy = _StrictPolicy()
+    # top_k 1: the message found enough, so sentences are not searched up front.
+    runner = TurnRunner(policy, memory, _Inference(), settings=TurnSettings(top_k=1, sentence_grounding_k=4))
+    events = asyncio.run(_events(runner))
+    end = events[-1]
+    assert isinstance(end, TurnEnd)
+    # Only the unsupported sentence paid a search; it passed with what that search found.
+    assert memory.queries == ["Do you bake rye?", "I bake rye. "]
+    assert policy.evidence == [[HITS[0]], [HITS[0], HITS[1], HITS[2]], [HITS[0]]]
+    assert "I bake rye." in "".join(e.text for e in events if isinstance(e, TurnDelta))
+
+
+async def _events(runner: TurnRunner) -> list[object]:
+    return [e async for e in runner.run(TurnRequest("maya", "fan", "", "Do you bake rye?"))]

@@ -16,7 +16,8 @@ How decisions are applied:
 Each sentence is grounded against the message's deeper retrieval (``grounding_top_k``); when the
 message found fewer than ``top_k`` hits (a question in another language than the creator's posts,
 or worded unlike them), each sentence is also searched by its own text, in the creator's content
-only, and checked against both (``sentence_grounding_k``).
+only, and checked against both (``sentence_grounding_k``). Otherwise a sentence is searched by its
+own text only when it would abstain as unsupported, and judged again with what that finds.
 
 Every turn, whatever its outcome, ends with one audit record.
 """
@@ -413,6 +414,16 @@ class TurnRunner:
             evidence = [*evidence, *await self._sentence_evidence(req.creator_id, sentence, evidence)]
         with _tracer.start_as_current_span("turn.policy_out"):
             decision = await self._policy.check_output(req.creator_id, req.fan_id, sentence, evidence)
+        if not by_sentence and self._settings.sentence_grounding_k > 0 and unsupported_only(decision):
+            # The message's retrieval answered the question, not necessarily this sentence: before
+            # abstaining, look for the claim itself in the creator's content (as fact checking does),
+            # and judge it again with what that finds. Only abstaining sentences pay the search.
+            more = await self._sentence_evidence(req.creator_id, sentence, evidence)
+            if more:
+                with _tracer.start_as_current_span("turn.policy_out"):
+                    decision = await self._policy.check_output(
+                        req.creator_id, req.fan_id, sentence, [*evidence, *more]
+                    )
         if decision.action is Action.ALLOW:
             gen.released.append(sentence)
             yield sentence
@@ -502,3 +513,16 @@ def _minutes_since(history: Sequence[PastTurn]) -> float:
     if not history or history[-1].created_at is None:
         return 0.0
     return (datetime.now(UTC) - history[-1].created_at).total_seconds() / 60.0
+
+
+UNSUPPORTED_CLAIM = "unsupported_claim"
+"""PolicyService's reason code for a claim the evidence does not support (``decisions.Code``)."""
+
+
+def unsupported_only(decision: Decision) -> bool:
+    """An abstention whose only reason is missing support (not a never-claim or another rule)."""
+    return (
+        decision.action is Action.ABSTAIN
+        and bool(decision.reasons)
+        and all(r.code == UNSUPPORTED_CLAIM for r in decision.reasons)
+    )

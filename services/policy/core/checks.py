@@ -61,6 +61,26 @@ their everyday senses: a close paraphrase ("how much do you weigh these days, by
 question that merely shares the keyword ("do you weigh the water?", 0.62 from "How much do you
 weigh?")."""
 
+KEYWORD_CORROBORATION = 0.40
+"""Similarity to a topic's examples that confirms a keyword found in a fan's message which is not
+addressed to the creator (no "you"/"your" near it): "I vote focaccia", "my sister is pregnant",
+"what's Doughlores' diet" use a topic's keyword without asking about the creator, while a bare
+"pregnant??" still reads close to the topic's examples."""
+
+_ADDRESS_WINDOW = 4
+"""Words either side of a keyword searched for a second-person word (:data:`_SECOND_PERSON`)."""
+
+_SECOND_PERSON = frozenset(
+    """
+    you your yours yourself you're youre you've u ur ya y'all yall tu tú te ti tus tuyo tuya usted
+    ustedes vos contigo vous ton ta tes toi du dein deine deinen deinem deiner dich dir ihr euch
+    você voce vc seu sua seus suas teu tua teus tuas voi tuo tuoi tue
+    estás estas eres tienes tenés sos vas está tá tás sei hai stai bist hast
+    opinas piensas crees votas votaste apoyas ganas pesas pesi pensi voti guadagni sembri achas acha
+    penses votes gagnes pèses
+    """.split()  # noqa: SIM905 -- a word list reads better as text
+)
+
 PAUSED_TEXT = "This avatar is paused right now, so it can't reply. Please check back later!"
 """What a fan sees while the creator has the kill switch on."""
 
@@ -237,6 +257,18 @@ def check_input(
     folded = informal(text)
     by_keyword = _topic_reasons(matchers, text, "message") or (
         _topic_reasons(matchers, folded, "message") if folded != text else ()
+    )
+    # A keyword the fan uses without asking about the creator needs the topic's meaning too. Without
+    # similarity scores (no embedding reached the check) a keyword still counts by itself: fail safe.
+    by_keyword = tuple(
+        r
+        for r in by_keyword
+        if topic_scores is None
+        or r.topic is None
+        or topic_scores.get(r.topic, -1.0) >= KEYWORD_CORROBORATION
+        or r.topic in (learned_topics or {})
+        or _addressed(matchers, r.topic, text)
+        or (folded != text and _addressed(matchers, r.topic, folded))
     )
     topics = by_keyword + _similar_topic_reasons(
         controls,
@@ -506,6 +538,28 @@ def _topic_reasons(matchers: _Matchers, text: str, where: str) -> tuple[Reason, 
             detail = f"{where} mentions {match.group(0)!r}, a keyword of blocked topic {topic.name!r}"
             reasons.append(Reason(ReasonCode.BLOCKED_TOPIC, detail, topic.name))
     return tuple(reasons)
+
+
+def _addressed(matchers: _Matchers, topic: str, text: str) -> bool:
+    """Whether a keyword of ``topic`` in ``text`` is a phrase, or has a second-person word near it."""
+    benign = benign_spans(text, message=True)
+    for t, pattern in matchers.topics:
+        if t.name != topic:
+            continue
+        for m in pattern.finditer(text):
+            if any(s <= m.start() and m.end() <= e for s, e in benign):
+                continue
+            if len(_ADDRESS_WORD.findall(m.group(0))) > 1:
+                return True  # a keyword phrase ("bun in the oven") is specific enough by itself
+            before = _ADDRESS_WORD.findall(text[: m.start()])[-_ADDRESS_WINDOW:]
+            inside = _ADDRESS_WORD.findall(m.group(0))  # a keyword phrase may hold it ("are you expecting")
+            after = _ADDRESS_WORD.findall(text[m.end() :])[:_ADDRESS_WINDOW]
+            if any(w in _SECOND_PERSON for w in (*before, *inside, *after)):
+                return True
+    return False
+
+
+_ADDRESS_WORD = re.compile(r"[\w'’]+")
 
 
 def _topic_reply(controls: Controls, reason: Reason) -> str:

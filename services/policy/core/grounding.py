@@ -521,6 +521,17 @@ _LIGHT_VERBS = frozenset(
 )
 
 
+# Words between a verb and its object that say how sure or how often, not what ("I look for
+# *roughly* a 50% rise"): skipped when looking for the object, as a model adds them freely.
+_HEDGES = frozenset(
+    """
+    roughly usually always generally normally typically basically really actually honestly pretty
+    mostly often sometimes around approximately probably definitely totally absolutely nearly almost
+    personally still mainly simply literally
+    """.split()  # noqa: SIM905 -- a word list reads better as text
+)
+
+
 def _claim_objects(text: str) -> set[str]:
     """Stems of the first content word after each fact-stating verb ("I ran a *marathon*")."""
     objects = set()
@@ -529,7 +540,7 @@ def _claim_objects(text: str) -> set[str]:
         light = verb in _LIGHT_VERBS
         if not light and (verb in _OPINION_VERBS or verb in _STOP or len(verb) < 3):
             continue
-        for word in _WORD.findall(text[match.end() :])[:3]:
+        for word in [w for w in _WORD.findall(text[match.end() :]) if w not in _HEDGES][:3]:
             word = _NUMBER_WORDS.get(word, word)
             if word not in _STOP and (len(word) >= 3 or word.isdigit()):
                 objects.add(_stem(word))
