@@ -259,7 +259,14 @@ class MemoryClient:
         self._stub = stub
 
     async def search(
-        self, creator_id: str, query: str, embedding: Sequence[float], top_k: int, min_score: float
+        self,
+        creator_id: str,
+        query: str,
+        embedding: Sequence[float],
+        top_k: int,
+        min_score: float,
+        *,
+        text_only: bool = False,
     ) -> list[Evidence]:
         reply = await self._stub.Search(
             mem_pb.SearchRequest(
@@ -268,6 +275,7 @@ class MemoryClient:
                 embedding=list(embedding),
                 top_k=top_k,
                 min_score=min_score,
+                mode=mem_pb.SEARCH_MODE_TEXT if text_only else mem_pb.SEARCH_MODE_HYBRID,
             ),
             timeout=RPC_TIMEOUT,
         )

@@ -76,7 +76,14 @@ class _Memory:
         self.asked_k: list[int] = []
 
     async def search(
-        self, creator_id: str, query: str, embedding: Sequence[float], top_k: int, min_score: float
+        self,
+        creator_id: str,
+        query: str,
+        embedding: Sequence[float],
+        top_k: int,
+        min_score: float,
+        *,
+        text_only: bool = False,
     ) -> list[Evidence]:
         self.asked_k.append(top_k)
         return [_hit(i) for i in range(min(top_k, len(HITS)))]
@@ -142,7 +149,14 @@ class _ThinMemory(_Memory):
         self._fail = fail_sentences
 
     async def search(
-        self, creator_id: str, query: str, embedding: Sequence[float], top_k: int, min_score: float
+        self,
+        creator_id: str,
+        query: str,
+        embedding: Sequence[float],
+        top_k: int,
+        min_score: float,
+        *,
+        text_only: bool = False,
     ) -> list[Evidence]:
         self.asked_k.append(top_k)
         self.queries.append(query)

@@ -71,3 +71,51 @@ def test_a_hedge_before_the_object_is_not_the_object() -> None:
     # What the verb acts on still has to be there.
     invented = "I look for roughly a 50% rise and a cracked crust along the sides of the container."
     assert check_output_sentence(TOPICS, invented, evidence).action is Action.ABSTAIN
+
+
+EVIDENCE_EN = (
+    "Lid on for 20 minutes at 250°C, then lid off for 22 to 25 minutes at 230°C.",
+    "The live Q&A is the first Sunday of every month at 5 pm Arizona time.",
+)
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "Son unos 20 minutos con la tapa puesta a 250 °C y después entre 22 y 25 minutos sin tapa.",
+        "Je cuis 20 minutes avec le couvercle à 250 °C, puis 22 à 25 minutes à 230 °C.",
+        "La diretta è la prima domenica di ogni mese alle 17, ora dell'Arizona.",
+    ],
+)
+def test_a_reply_in_another_language_is_grounded_by_its_numbers_and_names(sentence: str) -> None:
+    assert check_output_sentence(TOPICS, sentence, EVIDENCE_EN).action is Action.ALLOW
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "Mi color favorito es el azul.",  # nothing the evidence could confirm
+        "Son unos 35 minutos con la tapa puesta.",  # a number the evidence does not have
+        "Je vis à Lyon depuis 20 minutes.",  # a name the evidence does not have
+        "Claro, te mando 20 panes gratis esta semana.",  # a promise: the English rules cannot read it
+        "Bien sûr, je t'envoie gratuitement des flocons cette semaine !",
+    ],
+)
+def test_a_reply_in_another_language_with_nothing_or_something_else_to_check_abstains(sentence: str) -> None:
+    assert check_output_sentence(TOPICS, sentence, EVIDENCE_EN).action is Action.ABSTAIN
+
+
+def test_a_sentence_in_another_language_is_searched_by_its_numbers_and_names_in_full_text() -> None:
+    from services.gateway.core.turn import sentence_query
+
+    assert sentence_query("Uso un forno Brightwell Hearth 30, che ho comprato nel 2021.") == (
+        "Brightwell Hearth 30 2021",
+        True,
+    )
+    assert sentence_query("Son unos 20 minutos con la tapa y 22 a 25 sin ella.") == ("20 22 25", True)
+    # English, or nothing that full text could find: the sentence itself, hybrid search.
+    assert sentence_query("I bake at 250 degrees.") == ("I bake at 250 degrees.", False)
+    assert sentence_query("Je la nourris avec un mélange de farines.") == (
+        "Je la nourris avec un mélange de farines.",
+        False,
+    )

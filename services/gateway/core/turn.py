@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
+from services.common.language import details_query, in_other_language
 from services.common.telemetry import tracer
 from services.gateway.core.persona_cache import SystemPrompt, SystemPromptCache
 from services.gateway.core.prompt import build_messages
@@ -99,7 +100,14 @@ class MemoryPort(Protocol):
     """The memory service as the gateway needs it."""
 
     async def search(
-        self, creator_id: str, query: str, embedding: Sequence[float], top_k: int, min_score: float
+        self,
+        creator_id: str,
+        query: str,
+        embedding: Sequence[float],
+        top_k: int,
+        min_score: float,
+        *,
+        text_only: bool = False,
     ) -> list[Evidence]: ...
 
     async def history(
@@ -444,15 +452,17 @@ class TurnRunner:
         grounding stays as strict (every number, the claim verb, most content words). A failure
         leaves the turn's evidence alone: the sentence may then abstain, never pass unchecked.
         """
+        query, by_details = sentence_query(sentence)
         with _tracer.start_as_current_span("turn.sentence_search"):
             try:
-                [embedding] = await self._inference.embed([sentence])
+                [embedding] = await self._inference.embed([query])
                 found = await self._memory.search(
                     creator_id,
-                    sentence,
+                    query,
                     embedding,
                     self._settings.sentence_grounding_k,
-                    self._settings.min_score,
+                    -1.0 if by_details else self._settings.min_score,
+                    text_only=by_details,
                 )
             except Exception:
                 log.warning("searching the creator's content by a reply sentence failed", exc_info=True)
@@ -526,3 +536,16 @@ def unsupported_only(decision: Decision) -> bool:
         and bool(decision.reasons)
         and all(r.code == UNSUPPORTED_CLAIM for r in decision.reasons)
     )
+
+
+def sentence_query(sentence: str) -> tuple[str, bool]:
+    """What a reply sentence is searched by, and whether by full text alone.
+
+    Itself (hybrid search); or, in another language than the creator's posts, its numbers and
+    names by full text only: neither its embedding nor its other words can meet the posts', and
+    the cosine floor would drop what the text side finds.
+    """
+    details = details_query(sentence)
+    if details and in_other_language(sentence.casefold()):
+        return details, True
+    return sentence, False

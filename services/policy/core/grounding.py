@@ -23,6 +23,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from services.common.language import in_other_language
+
 SUPPORT_THRESHOLD = 0.6
 """Share of a claim's content words that must appear in the evidence."""
 
@@ -338,6 +340,8 @@ def check_grounding(
         "40% rye"; see :func:`counted_things`), and so does a missing life event or household
         member (:data:`_LIFE_WORDS`). Otherwise a name missing still counts as missing.
     """
+    if in_other_language(text):
+        return _details_across_languages(text, vocabulary, names)
     credentials = [m.group(1) for m in _CREDENTIAL.finditer(text)]
     if not credentials and not is_claim(text, subjects):
         return _details(text, vocabulary, names)
@@ -592,3 +596,63 @@ _LIFE_WORDS = _stems(_LIFE_EVENTS)
 """Stems of :data:`_LIFE_EVENTS`: household members and life events a claim must be supported on."""
 _EVENT_WORDS = _stems(_EVENTS)
 """Stems of :data:`_EVENTS`: life events and partners a sentence without I or my must be supported on."""
+
+
+_LETTERS = re.compile(r"[^\W\d_]+")
+
+
+def _details_across_languages(text: str, vocabulary: frozenset[str], names: frozenset[str]) -> Grounding:
+    """Judge a sentence in another language than the evidence by what survives translation.
+
+    Its words cannot meet the evidence's, but its numbers and names can: each must be in the
+    evidence, and a statement must carry at least one of them, so an invented fact with nothing to
+    check ("mi color favorito es el azul") still abstains while "la tapa va 20 minutos a 250 °C"
+    passes against "lid on 20 minutes at 250°C". German capitalises every noun, so only the names
+    the evidence itself has count there as names; an invented German name is not caught.
+    """
+    stripped = text.strip()
+    if not stripped or stripped.endswith("?"):
+        return NOT_A_CLAIM
+    # The commitment rules read English; a promise in another language (free things sent, money,
+    # a meeting) abstains here rather than passing on a matching number.
+    promise = _OTHER_LANGUAGE_PROMISE.search(stripped)
+    if promise is not None:
+        return Grounding(is_claim=True, supported=False, coverage=0.0, missing=(promise.group(0),))
+    numbers = {_clock(d.replace(",", "."), vocabulary) for d in _DIGITS.findall(stripped)}
+    known_names = {n for n in names if _stem(n) in vocabulary}
+    german = sum(w in _GERMAN_FUNCTION_WORDS for w in _LETTERS.findall(stripped)) >= 2
+    unknown_names = set() if german else {n for n in names if _stem(n) not in vocabulary}
+    missing = tuple(sorted({*(n for n in numbers if n not in vocabulary), *unknown_names}))
+    checked = len(numbers) + len(known_names) + len(unknown_names)
+    if not checked:
+        return Grounding(is_claim=True, supported=False, coverage=0.0, missing=("(nothing to check)",))
+    coverage = 1.0 - len(missing) / checked
+    return Grounding(is_claim=True, supported=not missing, coverage=coverage, missing=missing)
+
+
+_GERMAN_FUNCTION_WORDS = frozenset(
+    """
+    der die das und ist ich mein meine mit für nicht ein eine im dem auf zu bei
+    """.split()  # noqa: SIM905 -- a word list reads better as text
+)
+
+
+_OTHER_LANGUAGE_PROMISE = re.compile(
+    r"\b(?:gratis|gratuit(?:e|s|es|ement)?|grátis|gratuit[oa]s?|gratuitamente|kostenlos|umsonst|"
+    r"regal(?:o|a|ar|are|arte|o)|cadeau|geschenk|schenke|te\s+(?:mando|envío|envio|regalo|presto|pago|"
+    r"transfiero)|je\s+t['’]envoie|je\s+te\s+(?:paie|rembourse|prête)|ti\s+(?:mando|spedisco|regalo|"
+    r"pago|presto)|ich\s+(?:schicke|sende|schenke|zahle|leihe)\s+dir|te\s+(?:envio|mando|pago|empresto)|"
+    r"dinero|argent|geld|dinheiro|soldi|préstamo|prestito|empréstimo|darlehen|nos\s+vemos|quedamos|"
+    r"on\s+se\s+(?:voit|retrouve)|retrouvons|treffen\s+wir|ci\s+vediamo|nos\s+encontramos|"
+    r"mi\s+(?:número|numero|dirección|direccion|whatsapp)|mon\s+(?:numéro|adresse)|meine\s+(?:nummer|adresse)|"
+    r"il\s+mio\s+(?:numero|indirizzo)|meu\s+(?:número|endereço))\b"
+)
+
+
+def _clock(number: str, vocabulary: frozenset[str]) -> str:
+    """A 24-hour time ("17 h", "alle 17") as the evidence's 12-hour one ("5 pm") when only that is known."""
+    if number.isdigit() and 13 <= int(number) <= 23 and number not in vocabulary:
+        twelve = str(int(number) - 12)
+        if twelve in vocabulary:
+            return twelve
+    return number
