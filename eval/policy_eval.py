@@ -13,7 +13,7 @@ search (pgvector + full text, RRF; the gateway's top-k and minimum score), ``Che
 message and ``CheckOutput`` on the draft sentence with the retrieved evidence.
 
 By default ``eval/policy_set.jsonl`` runs (the tuning set: rules were changed while looking at it)
-and, once it exists, ``eval/policy_holdout9.jsonl`` (held out, written blind: never used to change
+and, once it exists, ``eval/policy_holdout10.jsonl`` (held out, written blind: never used to change
 a rule).
 
 * ``blocked_topic``: correct = input refused for ``blocked_topic``;
@@ -65,8 +65,8 @@ from services.policy.core.similarity import TopicIndex
 
 ROOT = Path(__file__).resolve().parent.parent
 TUNING = ROOT / "eval" / "policy_set.jsonl"
-HOLDOUT = ROOT / "eval" / "policy_holdout9.jsonl"
-"""The current blind held-out set (the ninth); runs by default once it exists."""
+HOLDOUT = ROOT / "eval" / "policy_holdout10.jsonl"
+"""The current blind held-out set (the tenth); runs by default once it exists."""
 CREATOR = ROOT / "samples" / "creators" / "maya-bakes"
 CREATOR_ID = "maya-bakes"
 FAN_ID = "eval-fan"
