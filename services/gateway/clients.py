@@ -16,6 +16,7 @@ from avatar.v1 import memory_service_pb2_grpc as mem_grpc
 from avatar.v1 import policy_service_pb2 as pol_pb
 from avatar.v1 import policy_service_pb2_grpc as pol_grpc
 from avatar.v1 import types_pb2
+from services.common.clients import RECONNECT_GRACE_SECONDS
 from services.common.convert import kind_name, platform_name, ts_from_pb
 from services.common.errors import Unavailable
 from services.common.redis_cache import EmbeddingCache
@@ -38,7 +39,7 @@ from services.gateway.core.types import (
     VoiceExample,
     VoiceExamples,
 )
-from services.gateway.replicas import RECONNECT_GRACE_SECONDS, InferenceReplicas
+from services.gateway.replicas import InferenceReplicas
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -29,23 +29,14 @@ Resolver = Callable[[], Awaitable[list[str]]]
 Connector = Callable[[str], grpc.aio.Channel]
 """Opens a channel to one replica address."""
 
-#: A replica that was down is reconnected to within about a second once it is back (gRPC's default
-#: reconnect back-off grows to two minutes, far longer than our own routing back-off). An attempt to
-#: a replica that is still down is one refused connection: cheap at one a second.
-_RECONNECT_OPTIONS = (("grpc.initial_reconnect_backoff_ms", 200), ("grpc.max_reconnect_backoff_ms", 1000))
 #: How long calls still running on a replica that left the set may finish.
 DRAIN_SECONDS = 30.0
-#: After every replica failed a call before answering, how long to wait for one to reconnect: the
-#: longest reconnect back-off above plus its 20% jitter, and a little, so a replica that is back
-#: (restarted, or still starting when the gateway did) is found by its next connection attempt, while
-#: a fan whose replicas are all down still hears so promptly (a reply cut off mid-stream is not
-#: delayed: it fails at once, see ``InferenceClient.generate``).
-RECONNECT_GRACE_SECONDS = 1.5
 
 
 def connect(address: str) -> grpc.aio.Channel:
-    """A channel to one inference replica, reconnecting quickly after it comes back."""
-    return open_channel(address, extra_options=_RECONNECT_OPTIONS)
+    """A channel to one inference replica (reconnecting quickly after it comes back, as every
+    channel of :func:`open_channel` does)."""
+    return open_channel(address)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from avatar.v1 import inference_service_pb2 as inf_pb
 from avatar.v1 import inference_service_pb2_grpc as inf_grpc
 from avatar.v1 import policy_service_pb2 as pb
 from avatar.v1 import policy_service_pb2_grpc as pb_grpc
-from services.common.clients import open_channel
+from services.common.clients import RECONNECT_GRACE_SECONDS, open_channel, ready_within
 from services.common.convert import ts_to_pb
 from services.common.errors import InvalidArgument, ResourceExhausted, Unavailable
 from services.common.server import ServiceSpec
@@ -345,7 +345,17 @@ def _embedder(target: str) -> tuple[TopicIndex, grpc.aio.Channel]:
     stub = inf_grpc.InferenceServiceStub(channel)
 
     async def embed(texts: Sequence[str]) -> list[list[float]]:
-        reply = await stub.Embed(inf_pb.EmbedRequest(texts=list(texts)), timeout=10)
+        request = inf_pb.EmbedRequest(texts=list(texts))
+        try:
+            reply = await stub.Embed(request, timeout=10)
+        except grpc.aio.AioRpcError as exc:
+            # Inside the channel's reconnect back-off a call fails at once although inference may be
+            # back (it starts after this service, whose start-up training tried it first).
+            if exc.code() != grpc.StatusCode.UNAVAILABLE or not await ready_within(
+                channel, RECONNECT_GRACE_SECONDS
+            ):
+                raise
+            reply = await stub.Embed(request, timeout=10)
         return [list(e.values) for e in reply.embeddings]
 
     return TopicIndex(embed), channel
