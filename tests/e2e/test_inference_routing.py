@@ -283,3 +283,26 @@ async def test_a_replica_back_after_a_restart_is_called_even_inside_the_reconnec
             await server.stop(0.5)
     finally:
         await replicas.close()
+
+
+async def test_the_policy_services_embeddings_wait_out_the_reconnect_back_off_too(model_dir: Path) -> None:
+    # The policy service trains its topic classifiers at start-up, often before inference listens;
+    # its channel then backs off, and the first fan message it had to embed failed UNAVAILABLE.
+    port = free_port()
+    topics, channel = policy_server._embedder(f"127.0.0.1:{port}")
+    cfg = InferenceConfig(
+        _server(), model_dir, 1, 8, 256, build_missing=False, max_batch=4, max_seq_len=1024, kv_cache_mb=32
+    )
+    built = await inference_server.build(cfg)
+    try:
+        for _ in range(3):
+            with pytest.raises(grpc.aio.AioRpcError) as down:
+                await topics.embed_message("anyone there?")
+            assert down.value.code() == grpc.StatusCode.UNAVAILABLE
+        server = await start_server(built, port=port)
+        try:
+            assert (await topics.embed_message("back again")).shape == (384,)
+        finally:
+            await server.stop(0.5)
+    finally:
+        await channel.close(None)
