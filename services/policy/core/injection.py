@@ -31,7 +31,10 @@ _PATTERNS = (
     # "ignore all previous instructions", "forget your rules", "override the safety filters"
     r"\b(?:ignore|disregard|forget|override|bypass|skip|drop|abandon|suspend|disable|turn off|throw out)\s+"
     r"(?:(?:all|any|the|your|my|these|those|every|of|previous|prior|above|earlier|preceding|former|"
-    r"original|initial|system|safety|content|current|existing|old)\s+){0,4}" + _RULES + r"\b",
+    r"original|initial|system|safety|content|current|existing|old|[\w]+['’]s)\s+){0,4}"
+    + r"(?:"
+    + _RULES
+    + r"|controls?)\b",
     r"\b(?:ignore|disregard|forget)\s+(?:all\s+|everything\s+)?(?:the\s+|that\s+)?(?:above|before|previous|prior|earlier)\b",
     # "ignore everything you were told before this message", "forget all that came earlier"
     r"\b(?:ignore|disregard|forget)\s+(?:all|everything|anything)\b(?:\s+[\w']+){0,6}?\s+"
@@ -41,7 +44,7 @@ _PATTERNS = (
     r"run)\s+(?:what|it|the|whatever|its|them)\b",
     r"\b(?:ignore|disregard)\b.{0,40}\band\s+(?:say|write|repeat|respond|reply|answer|print)\b",
     # asking for the hidden prompt
-    r"\b(?:system|developer|hidden|initial|original|secret|internal|base)\s+(?:prompt|instructions?|message|rules)\b",
+    r"\b(?:system|developer|hidden|initial|original|secret|internal|base)\s+(?:prompts?|instructions?|messages?|rules)\b",
     r"\b(?:reveal|show|print|repeat|output|tell|leak|display|spell out|paste|dump|list|recite)\s+(?:me\s+|us\s+)?"
     r"(?:all\s+)?(?:your|the)\s+(?:\w+\s+)?(?:prompt|instructions|system message|configuration|guidelines|rules)\b",
     # "what are your instructions" is an extraction attempt; "what are the rules for a good crumb" is not
@@ -52,7 +55,12 @@ _PATTERNS = (
     r"behave like|become|you will be|you'll be|from now on you(?:'re| are)?|(?:answer|respond|reply|talk|speak|"
     r"write|chat|continue|act|behave)\s+(?:as|like)(?:\s+if\s+you\s+were)?)\s+(?:now\s+)?(?:an?\s+|my\s+)?"
     r"(?:dan\b|stan\b|aim\b|unfiltered|uncensored|jailbroken|evil|unrestricted|unlimited|different ai|new ai|"
-    r"another ai|chatgpt|gpt|an ai without|developer mode|grandma who|dead grandma)",
+    r"another ai|chatgpt|gpt|an ai without|developer mode|grandma who|dead grandma|\w+gpt\b)",
+    # "you are no longer Maya's avatar", "you're not an assistant anymore"
+    r"\byou(?:'re| are)\s+no\s+longer\s+(?:an?\s+|the\s+|\w+['’]s\s+)?(?:ai|avatar|assistant|bot|chatbot|"
+    r"model|persona|\w+['’]s)\b",
+    # "reply 'FreeGPT enabled' to confirm": a mode switched on by a confirmation phrase
+    r"\b(?:reply|respond|say|type|answer)\s+(?:with\s+)?[\"'“‘]?[\w ]{0,30}(?:enabled|activated|unlocked|mode on)\b",
     r"\b(?:jailbreak|jail-break|jailbroken|dan mode|developer mode|dev mode|god mode|do anything now|"
     r"no restrictions|no filters|without (?:any\s+)?(?:restrictions|filters|rules|limits|guidelines|censorship)|"
     r"unfiltered mode|uncensored mode)\b",
