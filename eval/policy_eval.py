@@ -52,7 +52,7 @@ from typing import Any
 import numpy as np
 
 from eval.live import Live, live_stack
-from services.gateway.core.turn import sentence_query, unsupported_only
+from services.gateway.core.turn import search_by_sentence, unsupported_only
 from services.gateway.core.types import Action as GatewayAction
 from services.gateway.core.types import Decision as GatewayDecision
 from services.gateway.core.types import InputVerdict
@@ -284,18 +284,17 @@ async def run_set(
 
             async def sentence_search(known: list[str], reply: str = item["reply"]) -> list[str]:
                 started = time.perf_counter()
-                query, by_details = sentence_query(reply)  # as the gateway searches by a sentence
-                [sentence_vec] = await live.inference.embed([query])
-                more = await live.memory.search(
+                more = await search_by_sentence(  # as the gateway searches by a sentence
+                    live.inference,
+                    live.memory,
                     CREATOR_ID,
-                    query,
-                    sentence_vec,
+                    reply,
+                    known,
                     live.sentence_grounding_k,
-                    -1.0 if by_details else live.min_score,
-                    text_only=by_details,
+                    live.min_score,
                 )
                 timings.sentence_search.append(time.perf_counter() - started)
-                return [hit.text for hit in more if hit.text not in known]
+                return more
 
             by_sentence = len(hits) < live.top_k and live.sentence_grounding_k > 0
             if by_sentence:  # as the gateway does when the message found little

@@ -29,12 +29,25 @@ _ENGLISH_FUNCTION_WORDS = frozenset(
 _LETTERS = re.compile(r"[^\W\d_]+")
 
 
+_GERMAN_FUNCTION_WORDS = frozenset(
+    """
+    der die das und ist ich mein meine mit für nicht ein eine im dem auf zu bei
+    """.split()  # noqa: SIM905 -- a word list reads better as text
+)
+
+
 def in_other_language(text: str) -> bool:
     """Whether a normalised sentence is written in another language than English."""
     words = _LETTERS.findall(text)
     other = sum(w in _OTHER_FUNCTION_WORDS for w in words)
     english = sum(w in _ENGLISH_FUNCTION_WORDS for w in words)
     return other >= 2 and other > 2 * english
+
+
+def capitalises_nouns(text: str) -> bool:
+    """Whether a normalised sentence reads as German, where every noun is capitalised (so a
+    capitalised word there is not a name)."""
+    return sum(w in _GERMAN_FUNCTION_WORDS for w in _LETTERS.findall(text)) >= 2
 
 
 _DETAIL = re.compile(r"\d+(?:[.,:]\d+)*|(?<=[\w,;:]\s)[A-Z][\w'’-]+")

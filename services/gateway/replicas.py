@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import grpc
 
 from avatar.v1 import inference_service_pb2_grpc as inf_grpc
-from services.common.clients import open_channel
+from services.common.clients import open_channel, ready_within
 from services.gateway.core.routing import ReplicaHealth
 
 log = logging.getLogger(__name__)
@@ -122,24 +122,17 @@ class InferenceReplicas:
         the replica is already back; waiting for the channel's next attempt tells the two apart.
         Replicas whose channel the caller owns cannot be watched and are skipped (``None`` if none).
         """
-        waits: dict[asyncio.Future[None], str] = {}
+        waits: dict[asyncio.Future[bool], str] = {}
         for address in dict.fromkeys(addresses):
             replica = self._replicas.get(address)
             if replica is not None and replica.channel is not None:
-                waits[asyncio.ensure_future(replica.channel.channel_ready())] = address
-        if not waits:
-            return None
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
-        pending: set[asyncio.Future[None]] = set(waits)
+                waits[asyncio.ensure_future(ready_within(replica.channel, within))] = address
+        pending: set[asyncio.Future[bool]] = set(waits)
         try:
-            while pending:
-                left = deadline - loop.time()
-                if left <= 0:
-                    return None
-                done, pending = await asyncio.wait(pending, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+            while pending:  # each wait ends by itself within ``within``
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                 for future in done:
-                    if not future.cancelled() and future.exception() is None:
+                    if not future.cancelled() and future.exception() is None and future.result():
                         return waits[future]
             return None
         finally:

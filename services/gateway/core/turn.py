@@ -452,23 +452,20 @@ class TurnRunner:
         grounding stays as strict (every number, the claim verb, most content words). A failure
         leaves the turn's evidence alone: the sentence may then abstain, never pass unchecked.
         """
-        query, by_details = sentence_query(sentence)
         with _tracer.start_as_current_span("turn.sentence_search"):
             try:
-                [embedding] = await self._inference.embed([query])
-                found = await self._memory.search(
+                return await search_by_sentence(
+                    self._inference,
+                    self._memory,
                     creator_id,
-                    query,
-                    embedding,
+                    sentence,
+                    evidence,
                     self._settings.sentence_grounding_k,
-                    -1.0 if by_details else self._settings.min_score,
-                    text_only=by_details,
+                    self._settings.min_score,
                 )
             except Exception:
                 log.warning("searching the creator's content by a reply sentence failed", exc_info=True)
                 return []
-        seen = set(evidence)
-        return [hit.text for hit in found if hit.text not in seen]
 
     async def _record(
         self, req: TurnRequest, conversation_id: str, reply: str, citations: Sequence[str]
@@ -536,6 +533,29 @@ def unsupported_only(decision: Decision) -> bool:
         and bool(decision.reasons)
         and all(r.code == UNSUPPORTED_CLAIM for r in decision.reasons)
     )
+
+
+async def search_by_sentence(
+    inference: InferencePort,
+    memory: MemoryPort,
+    creator_id: str,
+    sentence: str,
+    known: Sequence[str],
+    k: int,
+    min_score: float,
+) -> list[str]:
+    """The texts of the creator's chunks found by searching with ``sentence``, minus ``known``.
+
+    As :func:`sentence_query` says: by the sentence itself (hybrid, ``min_score`` floor), or by its
+    numbers and names in full text alone (no cosine floor) when it is in another language.
+    """
+    query, by_details = sentence_query(sentence)
+    [embedding] = await inference.embed([query])
+    found = await memory.search(
+        creator_id, query, embedding, k, -1.0 if by_details else min_score, text_only=by_details
+    )
+    seen = set(known)
+    return [hit.text for hit in found if hit.text not in seen]
 
 
 def sentence_query(sentence: str) -> tuple[str, bool]:

@@ -23,7 +23,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from services.common.language import in_other_language
+from services.common.language import capitalises_nouns, in_other_language
 
 SUPPORT_THRESHOLD = 0.6
 """Share of a claim's content words that must appear in the evidence."""
@@ -598,9 +598,6 @@ _EVENT_WORDS = _stems(_EVENTS)
 """Stems of :data:`_EVENTS`: life events and partners a sentence without I or my must be supported on."""
 
 
-_LETTERS = re.compile(r"[^\W\d_]+")
-
-
 def _details_across_languages(text: str, vocabulary: frozenset[str], names: frozenset[str]) -> Grounding:
     """Judge a sentence in another language than the evidence by what survives translation.
 
@@ -620,8 +617,7 @@ def _details_across_languages(text: str, vocabulary: frozenset[str], names: froz
         return Grounding(is_claim=True, supported=False, coverage=0.0, missing=(promise.group(0),))
     numbers = {_clock(d.replace(",", "."), vocabulary) for d in _DIGITS.findall(stripped)}
     known_names = {n for n in names if _stem(n) in vocabulary}
-    german = sum(w in _GERMAN_FUNCTION_WORDS for w in _LETTERS.findall(stripped)) >= 2
-    unknown_names = set() if german else {n for n in names if _stem(n) not in vocabulary}
+    unknown_names = set() if capitalises_nouns(stripped) else {n for n in names if _stem(n) not in vocabulary}
     missing = tuple(sorted({*(n for n in numbers if n not in vocabulary), *unknown_names}))
     checked = len(numbers) + len(known_names) + len(unknown_names)
     if not checked:
@@ -630,18 +626,11 @@ def _details_across_languages(text: str, vocabulary: frozenset[str], names: froz
     return Grounding(is_claim=True, supported=not missing, coverage=coverage, missing=missing)
 
 
-_GERMAN_FUNCTION_WORDS = frozenset(
-    """
-    der die das und ist ich mein meine mit für nicht ein eine im dem auf zu bei
-    """.split()  # noqa: SIM905 -- a word list reads better as text
-)
-
-
 _OTHER_LANGUAGE_PROMISE = re.compile(
     r"\b(?:gratis|gratuit(?:e|s|es|ement)?|grátis|gratuit[oa]s?|gratuitamente|kostenlos|umsonst|"
-    r"regal(?:o|a|ar|are|arte|o)|cadeau|geschenk|schenke|te\s+(?:mando|envío|envio|regalo|presto|pago|"
-    r"transfiero)|je\s+t['’]envoie|je\s+te\s+(?:paie|rembourse|prête)|ti\s+(?:mando|spedisco|regalo|"
-    r"pago|presto)|ich\s+(?:schicke|sende|schenke|zahle|leihe)\s+dir|te\s+(?:envio|mando|pago|empresto)|"
+    r"regal(?:o|a|ar|are|arte)|cadeau|geschenk|schenke|te\s+(?:mando|envío|envio|regalo|presto|pago|"
+    r"transfiero|empresto)|je\s+t['’]envoie|je\s+te\s+(?:paie|rembourse|prête)|ti\s+(?:mando|spedisco|regalo|"
+    r"pago|presto)|ich\s+(?:schicke|sende|schenke|zahle|leihe)\s+dir|"
     r"dinero|argent|geld|dinheiro|soldi|préstamo|prestito|empréstimo|darlehen|nos\s+vemos|quedamos|"
     r"on\s+se\s+(?:voit|retrouve)|retrouvons|treffen\s+wir|ci\s+vediamo|nos\s+encontramos|"
     r"mi\s+(?:número|numero|dirección|direccion|whatsapp)|mon\s+(?:numéro|adresse)|meine\s+(?:nummer|adresse)|"
