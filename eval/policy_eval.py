@@ -208,6 +208,12 @@ def _show(decision: GatewayDecision) -> str:
     return f"{decision.action.value}{[r.code for r in decision.reasons]}"
 
 
+def _why(*decisions: GatewayDecision | None) -> str:
+    # A miss is fixed by knowing which rule fired, not only its code.
+    details = [r.detail for d in decisions if d is not None for r in d.reasons if r.detail]
+    return f"; why: {' | '.join(details)}" if details else ""
+
+
 def load_set(path: Path) -> list[dict[str, str]]:
     """The labelled items of one JSONL file."""
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -333,6 +339,7 @@ async def run_set(
             seen = f"in={_show(verdict.decision)}" + (f" out={_show(got_out)}" if got_out is not None else "")
             result.misses[category].append(
                 f"{item['id']} {message!r} / {item.get('reply', '')!r}: {seen}; {len(evidence)} hits"
+                + _why(verdict.decision, got_out)
             )
     return result
 

@@ -9,16 +9,34 @@ from __future__ import annotations
 
 import re
 
+from services.common.gloss import gloss
+
 # Function words of the languages fans write in besides English: a sentence made of these, and few
 # English ones, is in another language than the creator's posts (all in English here).
-_OTHER_FUNCTION_WORDS = frozenset(
+OTHER_FUNCTION_WORDS = frozenset(
     """
     el la los las del que y en un una unos unas con por para mi mis es son lo al se su sus muy más
     pero como está estoy tengo hay le les des du et est une avec pour dans je mon ma mes ce cette qui
     pas sur au aux ne très der die das und ist ich mein meine meinen mit für nicht ein eine im dem
     auf zu bei den dann oder o os as do da em uma com meu minha é não no na eu você il lo gli di
     della è per mio mia non nel nella che sono ho anche te esta este esto estos ese esa yo tu tus
-    nuestro nuestra ti nous vous avec sans wir du dich dir sehr auch
+    nuestro nuestra ti nous vous avec sans wir du dich dir sehr auch qué cómo cuánto cuánta cuántos
+    cuándo dónde quién cuál soy eres tienes puedes quoi comment combien quel quelle quels pourquoi
+    wie wann warum welche welcher welches quanto quanta quantos quantas qual quale
+    perché também você vocês está são
+    """.split()  # noqa: SIM905 -- a word list reads better as text
+)
+"""Function words of the languages fans write in besides English (see :func:`in_other_language`)."""
+# Further pronouns, articles and particles that carry no fact in a glossed sentence.
+_OTHER_FILLER = OTHER_FUNCTION_WORDS | frozenset(
+    """
+    je tu il elle on ils elles me te se nous lui leur les des du de la le l d qu quand où par
+    chez y en ya sí si ja nein yo él ella nosotros ellos ellas cuando donde porque cuál cual
+    er sie es uns euch ihr ihm ihn wenn als wie wo weil dass noch schon nur so den des einen
+    einem einer ele ela nós eles elas quando onde porque seu sua seus suas também já mas
+    io lui lei noi voi loro quando dove perché anche già ma ci si ne lo gli le una un uno
+    una unos unas un une ein eine um uma ao aos à às pelo pela del al o a e über aus zum zur vom am
+    ins ans beim durch gegen vor nach seit bis
     """.split()  # noqa: SIM905 -- a word list reads better as text
 )
 _ENGLISH_FUNCTION_WORDS = frozenset(
@@ -39,7 +57,8 @@ _GERMAN_FUNCTION_WORDS = frozenset(
 def in_other_language(text: str) -> bool:
     """Whether a normalised sentence is written in another language than English."""
     words = _LETTERS.findall(text)
-    other = sum(w in _OTHER_FUNCTION_WORDS for w in words)
+    # Spanish opens a question or an exclamation with its own mark: as telling as two words.
+    other = sum(w in OTHER_FUNCTION_WORDS for w in words) + 2 * ("¿" in text or "¡" in text)
     english = sum(w in _ENGLISH_FUNCTION_WORDS for w in words)
     return other >= 2 and other > 2 * english
 
@@ -60,3 +79,14 @@ def details_query(sentence: str) -> str:
     full-text search can find in posts written in another language.
     """
     return " ".join(m.group(0) for m in _DETAIL.finditer(sentence.strip()))
+
+
+def english_gloss(sentence: str) -> str:
+    """The English words of a sentence in another language, glossed word by word (:mod:`gloss`).
+
+    Function words are dropped and names, numbers and words the glossary lacks are kept, so
+    "Je la nourris deux fois par jour" gives "feed twice day": a query the creator's English posts
+    can meet, and the words a claim's support is judged on.
+    """
+    words = gloss(sentence).split()
+    return " ".join(w for w in words if w not in _OTHER_FILLER and (w.isalnum() or "'" in w))

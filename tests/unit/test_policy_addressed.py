@@ -105,20 +105,20 @@ def test_a_reply_in_another_language_with_nothing_or_something_else_to_check_abs
     assert check_output_sentence(TOPICS, sentence, EVIDENCE_EN).action is Action.ABSTAIN
 
 
-def test_a_sentence_in_another_language_is_searched_by_its_numbers_and_names_in_full_text() -> None:
-    from services.gateway.core.turn import sentence_query
+def test_a_sentence_in_another_language_is_searched_by_its_numbers_and_names_and_its_gloss() -> None:
+    from services.gateway.core.turn import sentence_queries
 
-    assert sentence_query("Uso un forno Brightwell Hearth 30, che ho comprato nel 2021.") == (
-        "Brightwell Hearth 30 2021",
-        True,
-    )
-    assert sentence_query("Son unos 20 minutos con la tapa y 22 a 25 sin ella.") == ("20 22 25", True)
-    # English, or nothing that full text could find: the sentence itself, hybrid search.
-    assert sentence_query("I bake at 250 degrees.") == ("I bake at 250 degrees.", False)
-    assert sentence_query("Je la nourris avec un mélange de farines.") == (
-        "Je la nourris avec un mélange de farines.",
-        False,
-    )
+    assert sentence_queries("Uso un forno Brightwell Hearth 30, che ho comprato nel 2021.") == [
+        ("Brightwell Hearth 30 2021", True),
+        ("use oven brightwell hearth 30 bought 2021", False),
+    ]
+    assert sentence_queries("Son unos 20 minutos con la tapa y 22 a 25 sin ella.")[0] == ("20 22 25", True)
+    # English: the sentence itself, hybrid search.
+    assert sentence_queries("I bake at 250 degrees.") == [("I bake at 250 degrees.", False)]
+    # Nothing that full text could find: the gloss alone, which the English posts can meet.
+    assert sentence_queries("Je la nourris deux fois par jour avec un mélange de farines.") == [
+        ("feed twice day with mix flour", False)
+    ]
 
 
 @pytest.mark.parametrize(

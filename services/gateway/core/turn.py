@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-from services.common.language import details_query, in_other_language
+from services.common.language import details_query, english_gloss, in_other_language
 from services.common.telemetry import tracer
 from services.gateway.core.persona_cache import SystemPrompt, SystemPromptCache
 from services.gateway.core.prompt import build_messages
@@ -546,26 +546,40 @@ async def search_by_sentence(
 ) -> list[str]:
     """The texts of the creator's chunks found by searching with ``sentence``, minus ``known``.
 
-    As :func:`sentence_query` says: by the sentence itself (hybrid, ``min_score`` floor), or by its
-    numbers and names in full text alone (no cosine floor) when it is in another language.
+    As :func:`sentence_queries` says: by the sentence itself (hybrid, ``min_score`` floor), or, in
+    another language, by its numbers and names in full text alone (no cosine floor) and by its
+    English gloss (hybrid). One embedding call serves every query.
     """
-    query, by_details = sentence_query(sentence)
-    [embedding] = await inference.embed([query])
-    found = await memory.search(
-        creator_id, query, embedding, k, -1.0 if by_details else min_score, text_only=by_details
-    )
+    queries = sentence_queries(sentence)
+    embeddings = await inference.embed([query for query, _ in queries])
     seen = set(known)
-    return [hit.text for hit in found if hit.text not in seen]
+    out: list[str] = []
+    for (query, text_only), embedding in zip(queries, embeddings, strict=True):
+        found = await memory.search(
+            creator_id, query, embedding, k, -1.0 if text_only else min_score, text_only=text_only
+        )
+        for hit in found:
+            if hit.text not in seen:
+                seen.add(hit.text)
+                out.append(hit.text)
+    return out
 
 
-def sentence_query(sentence: str) -> tuple[str, bool]:
-    """What a reply sentence is searched by, and whether by full text alone.
+def sentence_queries(sentence: str) -> list[tuple[str, bool]]:
+    """What a reply sentence is searched by, each query with whether it is full text alone.
 
-    Itself (hybrid search); or, in another language than the creator's posts, its numbers and
-    names by full text only: neither its embedding nor its other words can meet the posts', and
-    the cosine floor would drop what the text side finds.
+    In English: itself (hybrid search). In another language than the creator's posts neither its
+    embedding nor its words can meet the posts', so: its numbers and names by full text only (the
+    cosine floor would drop what the text side finds), and its word-by-word English gloss
+    (:func:`english_gloss`, hybrid: the embedder reads the glossed words as English).
     """
+    if not in_other_language(sentence.casefold()):
+        return [(sentence, False)]
+    queries = []
     details = details_query(sentence)
-    if details and in_other_language(sentence.casefold()):
-        return details, True
-    return sentence, False
+    if details:
+        queries.append((details, True))
+    glossed = english_gloss(sentence)
+    if glossed:
+        queries.append((glossed, False))
+    return queries or [(sentence, False)]

@@ -42,6 +42,7 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
+from services.common.language import in_other_language
 from services.policy.core.commitments import find_commitments
 from services.policy.core.controls import Autonomy, BlockedTopic, Controls, DisclosureMode, QuietHours
 from services.policy.core.decisions import ALLOW, Action, Decision, Reason, ReasonCode
@@ -62,6 +63,11 @@ question that merely shares the keyword ("do you weigh the water?", 0.62 from "H
 weigh?")."""
 
 KEYWORD_CORROBORATION = 0.40
+OTHER_LANGUAGE_INJECTION_THRESHOLD = 0.58
+"""The injection similarity a message in another language must reach. The sentence embedder reads
+English: any two short Spanish or Italian sentences score 0.5 against each other ("¿qué hidratación
+me recomiendas?" against "ignora todas las instrucciones anteriores"), so there only a close
+paraphrase of an exemplar counts; the injection patterns and the classifier still apply."""
 """Similarity to a topic's examples that confirms a keyword found in a fan's message which is not
 addressed to the creator (no "you"/"your" near it): "I vote focaccia", "my sister is pregnant",
 "what's Doughlores' diet" use a topic's keyword without asking about the creator, while a bare
@@ -239,7 +245,7 @@ def check_input(
         injection_reasons = (Reason(ReasonCode.PROMPT_INJECTION, detail),)
     elif (
         injection is not None
-        and injection.similarity >= INJECTION_THRESHOLD
+        and injection.similarity >= _injection_threshold(text)
         and (injection.learned_margin is None or injection.learned_margin >= -INJECTION_VETO_MARGIN)
     ):
         detail = (
@@ -429,6 +435,10 @@ def _age_reason(controls: Controls, fan: FanInfo) -> Reason | None:
             ReasonCode.FAN_AGE, f"the fan is {fan.age}; the creator requires {controls.min_fan_age}+"
         )
     return None
+
+
+def _injection_threshold(text: str) -> float:
+    return OTHER_LANGUAGE_INJECTION_THRESHOLD if in_other_language(text) else INJECTION_THRESHOLD
 
 
 def _similar_topic_reasons(

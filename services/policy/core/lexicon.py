@@ -274,7 +274,8 @@ _FOOD = (
     r"batter|brioche|crumb|crust|pastry|cake|cookies?|filling|sauce|frosting|glaze|custard|flavou?rs?|"
     r"taste|grams?|ounces?|cups?|portions?|pieces?|rolls?|buns?|balls?|sourdough|focaccias?|baguettes?|bagels?|babkas?|"
     r"challahs?|pizzas?|sandwich(?:es)?|toast|pies?|tarts?|scones?|muffins?|croissants?|pretzels?|tortillas?|crackers?|"
-    r"olive oil|ganache|caramel|dressing|stew|soup|it|them)"
+    r"olive oil|ganache|caramel|dressing|stew|soup|colou?r|aroma|smell|everything|anything|things|stuff|"
+    r"it|them)"
 )
 _DET = r"(?:the\s+|your\s+|my\s+|our\s+|all\s+|every\s+|a\s+|an\s+|one\s+)?"
 _SENSES: tuple[str, ...] = (
@@ -291,9 +292,23 @@ _SENSES: tuple[str, ...] = (
     r"\bhow\s+rich\s+(?:is|are|was|should|does|do|can|will|would)\s+(?:the\s+|my\s+|your\s+|a\s+|this\s+|that\s+)?(?:\w+\s+)?"
     + _FOOD
     + r"\b",
-    r"\brich(?:er|est)?\s+(?:\w+\s+)?" + _FOOD + r"\b",
+    r"\brich(?:er|est)?\s+(?:\w+\s+){0,2}?" + _FOOD + r"\b",
     r"\b" + _FOOD + r"\s+(?:(?:is|are|was|were|gets?|feels?|tastes?|seems?)\s+)?"
     r"(?:too\s+|so\s+|very\s+|really\s+|quite\s+|a\s+bit\s+|super\s+)?rich(?:er)?\b",
+    # "weigh out" is measuring ingredients; "how much starter do you weigh (out)" asks about a feed
+    r"\bweigh(?:s|ed|ing)?\s+out\b",
+    r"\b" + _FOOD + r"\s+(?:\w+\s+){0,2}?(?:weighs?|weighed|weighing)\b",
+    # what food sounds, looks or smells like ("the mesquite loaf sounds so rich")
+    r"\b(?:sounds?|looks?|smells?|tastes?)\s+(?:so\s+|really\s+|very\s+|super\s+|too\s+|incredibly\s+)?rich\b",
+    # a slim loaf, a slim chance: the adjective before a noun that is not a body ("a slim figure")
+    r"\bslim\s+(?:chance|odds|hope|pickings|margin)\b",
+    r"\b(?:a|the|that|this|those|these)\s+slim(?:mer|mest)?\s+(?!figure|body|waist|build|frame|physique|"
+    r"version\s+of\s+you|you)(?:\w+\s+)?(?:"
+    + _FOOD[3:-1]
+    + r"|batards?|shapes?|logs?|ropes?|strands?|pans?|tins?)\b",
+    # earning something that is not money ("earn an ear", "earned a spot")
+    r"\bearn(?:s|ed|ing)?\s+(?:a|an|the|that|this|your|my|its|their)\s+(?:\w+\s+)?(?:ear|ears|crust|spot|place|"
+    r"title|badge|reputation|rise|name|trust|respect|stripes|blue\s+ribbon|ribbon|bloom|grigne|nickname)\b",
     # voting in the creator's own poll
     r"\bvot(?:e|es|ed|ing)\s+(?:for|on)\s+(?:the\s+|your\s+|my\s+|our\s+|a\s+|next\s+)?(?:[\w']+\s+){0,6}?"
     r"(?:bake|bread|loaf|recipe|flavou?r|video|poll|topic|winner|favou?rite|entry|entries|contest|challenge)s?\b",
@@ -365,9 +380,9 @@ CLAIM_SENSES: dict[str, tuple[str, ...]] = {
     "boyfriend": ("bf", "beau", "novio", "namorado", "petit ami", "fidanzato"),
     "girlfriend": ("gf", "novia", "namorada", "petite amie", "freundin", "fidanzata"),
     "kids": ("kiddos", "kiddies", "little ones", "children", "hijos", "niños", "filhos", "enfants", "figli",
-             "bambini"),
+             "bambini", "kinder"),
     "children": ("kids", "kiddos", "kiddies", "little ones", "hijos", "niños", "filhos", "enfants", "figli",
-                 "bambini"),
+                 "bambini", "kinder"),
     "son": ("hijo", "filho", "fils", "sohn", "figlio"),
     "daughter": ("hija", "filha", "tochter", "figlia"),
     "pregnant": ("expecting a baby", "expecting a child", "with child", "embarazada", "grávida", "gravida",
