@@ -51,6 +51,7 @@ import numpy as np
 
 from bench.genai_baseline import BENCH_PYTHON, MODES, VENV_HELP, GenaiRun, genai_model, measure, missing
 from bench.inference_common import (
+    SMOLLM,
     THREADS,
     bench_model,
     machine_note,
@@ -270,10 +271,19 @@ def main() -> None:
         f"numpy fp32 matmul peak {peak:.1f} GFLOP/s -> ceiling {ceiling:.0f} tok/s"
     )
     top = max(args.streams)
-    processed = results[top] * (args.prompt + args.new) / args.new  # prompt tokens are computed too
+    # Prompt tokens skip the LM head (logits are computed for the last position only), so a request
+    # costs prompt x (params - LM head) + new x params multiply-adds.
+    head = SMOLLM.vocab_size * SMOLLM.hidden_size
+    request_flops = 2 * (args.prompt * (param_count() - head) + args.new * param_count())
+    fully_computed = peak * 1e9 / request_flops * args.new  # new tok/s if every FLOP ran at the peak
     print(
         f"fraction of the ceiling at {top} streams: {results[top] / ceiling:.2f} counting new tokens, "
-        f"{processed / ceiling:.2f} counting every token computed (prompt + new)"
+        f"{results[top] / fully_computed:.2f} counting every FLOP computed (prompts without the LM head)"
+    )
+    mean_plain = statistics.mean(plains)
+    print(
+        f"compute bound on any engine (prompts + new tokens at the numpy peak, attention free): "
+        f"{fully_computed:.0f} new tok/s = {fully_computed / mean_plain:.2f}x the mean (a) of this run"
     )
     print(
         f"\nsummary (new tok/s aggregate, end to end; medians over {args.repeat} round(s); "
