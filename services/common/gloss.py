@@ -36,7 +36,7 @@ thirty: treinta trente dreißig trinta
 half: medio media mitad moitié demi demie halb halbe hälfte meio metade mezzo mezza metà
 times: veces fois mal vezes volte
 first: primer primero primera premier première ersten erste erster primeiro primeira primo prima
-every: cada cada chaque jeden jede jeder ogni todos todas tous toutes alle tutti tutte
+every: cada chaque jeden jede jeder ogni todos todas tous toutes alle tutti tutte
 sunday: domingo dimanche sonntag domenica
 monday: lunes lundi montag segunda lunedì
 tuesday: martes mardi dienstag terça martedì
@@ -100,7 +100,7 @@ fridge: nevera refrigerador frigo frigorífico réfrigérateur kühlschrank gela
 bowl: bol tazón saladier schüssel tigela ciotola
 hand: mano main hand mão
 temperature: temperatura température temperatur
-hydration: hidratación hydratation hydratation hydration hidratação idratazione
+hydration: hidratación hydratation hydration hidratação idratazione
 recipe: receta recette rezept receita ricetta
 video: vídeo vidéo videos vídeos vidéos
 live: directo directa live diretta
@@ -108,7 +108,7 @@ question: pregunta preguntas question questions frage fragen pergunta perguntas 
 answer: respuesta respuestas réponse réponses antwort antworten resposta respostas risposta risposte
 shop: tienda boutique laden shop loja negozio
 price: precio prix preis preço prezzo
-dollars: dólares dollars dollar dólares dollari
+dollars: dólares dollars dollar dollari
 free: gratis gratuit gratuite gratuitement kostenlos grátis gratuito gratuita gratuitamente
 newsletter: boletín newsletter
 class: clase clases cours kurs kurse aula aulas lezione lezioni
@@ -128,26 +128,26 @@ dog: perro chien hund cachorro cane
 house: casa maison haus
 kitchen: cocina cuisine küche cozinha cucina
 use: uso usa usas usar utilizo utiliza utilise utilises utiliser nutze nutzt benutze verwende verwendet
-  uso usa usar utilizzo
-feed: alimento alimenta alimentar nourris nourrit nourrir füttere füttern alimento nutro
+  utilizzo
+feed: alimento alimenta alimentar nourris nourrit nourrir füttere füttern nutro
 eat: como comer comen comemos mange manger mangent esse isst essen comem mangio mangiare
-give: doy dar donne donner gebe gibt geben dou dar dare
+give: doy dar donne donner gebe gibt geben dou dare
 bake: horneo hornea hornear cuece cuit cuire backe backen asso inforno cozinho
 make: hago hace hacer fais fait faire mache macht machen faço faz fazer faccio fa fare
 mix: mezclo mezcla mezclar mélange mélanger mistura mix mischung miscela mische mischen misturo misturar
   mescolo mescolare impasto
-shape: formo forma formar façonne façonner forme forme forme formen modelo modelar
+shape: formo forma formar façonne façonner forme formen modelo modelar
 leave: dejo deja dejar laisse laisser lasse lassen deixo deixar lascio lasciare
 rest: reposar repose reposer ruhen descansar riposare riposo
 put: pongo pone poner mets mettre lege legen stelle coloco ponho metto mettere
 add: añado añade añadir agrego ajoute ajouter gebe füge adiciono aggiungo
 wait: espero esperar attends attendre warte warten aspetto aspettare
-cover: cubro tapo couvre couvrir decke coperto cubro
+cover: cubro tapo couvre couvrir decke coperto
 remove: quito quitar retire retirer enlève nehme tiro tolgo
-post: publico publica publicar subo sube subir publie publier poste poste lade posto pubblico carico
-buy: compro compra comprar achète acheter kaufe kaufen compro comprar
+post: publico publica publicar subo sube subir publie publier poste lade posto pubblico carico
+buy: compro compra comprar achète acheter kaufe kaufen
 bought: compré compró comprado comprada acheté achetée gekauft comprei comprou comprato comprata
-sell: vendo vende vender vends vendre verkaufe verkaufen vendo
+sell: vendo vende vender vends vendre verkaufe verkaufen
 start: empecé empiezo empezar comencé começo comecei commencé commence début anfangen angefangen
   begonnen inizio iniziato
 love: encanta encantan amo adoro adore j'adore liebe
@@ -156,13 +156,13 @@ grow: crece crecer pousse lève geht wächst cresce lievita
 double: duplica dobla double doppelt verdoppelt dobra raddoppia
 rise: subida levée gare crescita
 fold: pliegue pliegues rabat rabats dehnen faltung dobra pieghe
-ship: envío enviar envoie envoyer expédier versende envio enviar spedisco spedire
+ship: envío enviar envoie envoyer expédier versende envio spedisco spedire
 inside: dentro dedans drinnen innen
 top: encima arriba dessus oben cima sopra
 hot: caliente calor chaud chaude heiß heiße quente caldo calda
 cold: frío fría froid froide kalt kalte frio fria freddo fredda
 long: largo larga long longue lang lange longo longa lungo lunga
-next: próximo próxima prochain prochaine nächste nächsten próximo próxima prossimo prossima
+next: próximo próxima prochain prochaine nächste nächsten prossimo prossima
 always: siempre toujours immer sempre
 about: unos unas alrededor environ ungefähr etwa cerca circa
 more: más plus mehr mais più
@@ -190,15 +190,10 @@ def _build(entries: str) -> dict[str, str]:
 GLOSSARY = _build(_ENTRIES)
 """Word form (case-folded) in another language -> its English gloss."""
 
-# "Two times" is how these languages say twice; the evidence says "twice", not "2".
-_TIMES = re.compile(
-    r"\b(?:deux\s+fois|zweimal|zwei\s+mal|dos\s+veces|duas\s+vezes|due\s+volte)\b"
-    r"|\b(?:une\s+fois|einmal|una\s+vez|uma\s+vez|una\s+volta)\b"
-)
+# "Two times" and "one time" are how these languages say twice and once, as the evidence does.
+_TWICE = re.compile(r"\b(?:deux\s+fois|zweimal|zwei\s+mal|dos\s+veces|duas\s+vezes|due\s+volte)\b")
+_ONCE = re.compile(r"\b(?:une\s+fois|einmal|una\s+vez|uma\s+vez|una\s+volta)\b")
 _WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?|\d+(?:[.,:]\d+)*|\S")
-
-
-_ONCE = re.compile(r"une|ein|una|uma")
 
 
 def gloss(text: str) -> str:
@@ -207,7 +202,7 @@ def gloss(text: str) -> str:
     "Je la nourris deux fois par jour" gives "je la feed two times par day": the glossed words can
     meet the creator's posts; the rest (function words, names) are kept.
     """
-    folded = _TIMES.sub(lambda m: "once" if _ONCE.match(m.group(0)) else "twice", text.casefold())
+    folded = _ONCE.sub("once", _TWICE.sub("twice", text.casefold()))
     return " ".join(_gloss_word(w) for w in _WORD.findall(folded))
 
 

@@ -13,7 +13,7 @@ from services.common.gloss import gloss
 
 # Function words of the languages fans write in besides English: a sentence made of these, and few
 # English ones, is in another language than the creator's posts (all in English here).
-OTHER_FUNCTION_WORDS = frozenset(
+_OTHER_FUNCTION_WORDS = frozenset(
     """
     el la los las del que y en un una unos unas con por para mi mis es son lo al se su sus muy más
     pero como está estoy tengo hay le les des du et est une avec pour dans je mon ma mes ce cette qui
@@ -26,17 +26,14 @@ OTHER_FUNCTION_WORDS = frozenset(
     perché também você vocês está são
     """.split()  # noqa: SIM905 -- a word list reads better as text
 )
-"""Function words of the languages fans write in besides English (see :func:`in_other_language`)."""
 # Further pronouns, articles and particles that carry no fact in a glossed sentence.
-_OTHER_FILLER = OTHER_FUNCTION_WORDS | frozenset(
+_OTHER_FILLER = _OTHER_FUNCTION_WORDS | frozenset(
     """
-    je tu il elle on ils elles me te se nous lui leur les des du de la le l d qu quand où par
-    chez y en ya sí si ja nein yo él ella nosotros ellos ellas cuando donde porque cuál cual
-    er sie es uns euch ihr ihm ihn wenn als wie wo weil dass noch schon nur so den des einen
-    einem einer ele ela nós eles elas quando onde porque seu sua seus suas também já mas
-    io lui lei noi voi loro quando dove perché anche già ma ci si ne lo gli le una un uno
-    una unos unas un une ein eine um uma ao aos à às pelo pela del al o a e über aus zum zur vom am
-    ins ans beim durch gegen vor nach seit bis
+    elle on ils elles me lui leur de l d qu quand où par chez ya sí si ja nein él ella nosotros
+    ellos ellas cuando donde porque cual er sie uns euch ihr ihm ihn wenn als wo weil dass noch
+    schon nur so einen einem einer ele ela nós eles elas quando onde seu sua seus suas já mas io lei
+    noi voi loro dove già ci uno um ao aos à às pelo pela a e über aus zum zur vom am ins ans beim
+    durch gegen vor nach seit bis
     """.split()  # noqa: SIM905 -- a word list reads better as text
 )
 _ENGLISH_FUNCTION_WORDS = frozenset(
@@ -58,7 +55,7 @@ def in_other_language(text: str) -> bool:
     """Whether a normalised sentence is written in another language than English."""
     words = _LETTERS.findall(text)
     # Spanish opens a question or an exclamation with its own mark: as telling as two words.
-    other = sum(w in OTHER_FUNCTION_WORDS for w in words) + 2 * ("¿" in text or "¡" in text)
+    other = sum(w in _OTHER_FUNCTION_WORDS for w in words) + 2 * ("¿" in text or "¡" in text)
     english = sum(w in _ENGLISH_FUNCTION_WORDS for w in words)
     return other >= 2 and other > 2 * english
 

@@ -63,15 +63,15 @@ question that merely shares the keyword ("do you weigh the water?", 0.62 from "H
 weigh?")."""
 
 KEYWORD_CORROBORATION = 0.40
+"""Similarity to a topic's examples that confirms a keyword found in a fan's message which is not
+addressed to the creator (no "you"/"your" near it): "I vote focaccia", "my sister is pregnant",
+"what's Doughlores' diet" use a topic's keyword without asking about the creator, while a bare
+"pregnant??" still reads close to the topic's examples."""
 OTHER_LANGUAGE_INJECTION_THRESHOLD = 0.58
 """The injection similarity a message in another language must reach. The sentence embedder reads
 English: any two short Spanish or Italian sentences score 0.5 against each other ("¿qué hidratación
 me recomiendas?" against "ignora todas las instrucciones anteriores"), so there only a close
 paraphrase of an exemplar counts; the injection patterns and the classifier still apply."""
-"""Similarity to a topic's examples that confirms a keyword found in a fan's message which is not
-addressed to the creator (no "you"/"your" near it): "I vote focaccia", "my sister is pregnant",
-"what's Doughlores' diet" use a topic's keyword without asking about the creator, while a bare
-"pregnant??" still reads close to the topic's examples."""
 
 _ADDRESS_WINDOW = 4
 """Words either side of a keyword searched for a second-person word (:data:`_SECOND_PERSON`)."""

@@ -268,15 +268,16 @@ def related_terms(topic: BlockedTopic) -> tuple[str, ...]:
 # A keyword found only inside one of these spans is not the topic: a fan asking how to measure a
 # feed is not asking what the creator weighs. The spans name what the word acts on, so "how much
 # do you weigh" or "is bread making you rich" still match.
-_FOOD = (
-    r"(?:flour|dough|doughs|water|salt|sugar|butter|starter|levain|feed|feeding|ingredients?|loaf|loaves|"
+_FOOD_WORDS = (
+    r"flour|dough|doughs|water|salt|sugar|butter|starter|levain|feed|feeding|ingredients?|loaf|loaves|"
     r"batch|bread|rye|wheat|seeds|grains?|yeast|milk|eggs?|honey|oil|nuts|chocolate|cream|cheese|fruit|"
     r"batter|brioche|crumb|crust|pastry|cake|cookies?|filling|sauce|frosting|glaze|custard|flavou?rs?|"
     r"taste|grams?|ounces?|cups?|portions?|pieces?|rolls?|buns?|balls?|sourdough|focaccias?|baguettes?|bagels?|babkas?|"
     r"challahs?|pizzas?|sandwich(?:es)?|toast|pies?|tarts?|scones?|muffins?|croissants?|pretzels?|tortillas?|crackers?|"
     r"olive oil|ganache|caramel|dressing|stew|soup|colou?r|aroma|smell|everything|anything|things|stuff|"
-    r"it|them)"
+    r"it|them"
 )
+_FOOD = f"(?:{_FOOD_WORDS})"
 _DET = r"(?:the\s+|your\s+|my\s+|our\s+|all\s+|every\s+|a\s+|an\s+|one\s+)?"
 _SENSES: tuple[str, ...] = (
     # measuring: "by weight", "weight or volume", "dough weight", "the weight of the flour"
@@ -287,7 +288,7 @@ _SENSES: tuple[str, ...] = (
     r"\bweights?\s+(?:of|for)\s+" + _DET + r"(?:\w+\s+)?" + _FOOD + r"\b",
     # weighing an ingredient, or what an ingredient weighs
     r"\bweigh(?:s|ed|ing)?\s+(?:out\s+)?" + _DET + r"(?:\w+\s+)?" + _FOOD + r"\b",
-    r"\b" + _FOOD + r"\s+(?:\w+\s+)?(?:weighs?|weighed|weighing)\b",
+    r"\b" + _FOOD + r"\s+(?:\w+\s+){0,2}?(?:weighs?|weighed|weighing)\b",
     # a rich dough, a filling too rich, how rich the brioche is
     r"\bhow\s+rich\s+(?:is|are|was|should|does|do|can|will|would)\s+(?:the\s+|my\s+|your\s+|a\s+|this\s+|that\s+)?(?:\w+\s+)?"
     + _FOOD
@@ -295,16 +296,16 @@ _SENSES: tuple[str, ...] = (
     r"\brich(?:er|est)?\s+(?:\w+\s+){0,2}?" + _FOOD + r"\b",
     r"\b" + _FOOD + r"\s+(?:(?:is|are|was|were|gets?|feels?|tastes?|seems?)\s+)?"
     r"(?:too\s+|so\s+|very\s+|really\s+|quite\s+|a\s+bit\s+|super\s+)?rich(?:er)?\b",
-    # "weigh out" is measuring ingredients; "how much starter do you weigh (out)" asks about a feed
+    # "weigh out" is measuring ingredients (see "weighing an ingredient" above for "how much starter
+    # do you weigh")
     r"\bweigh(?:s|ed|ing)?\s+out\b",
-    r"\b" + _FOOD + r"\s+(?:\w+\s+){0,2}?(?:weighs?|weighed|weighing)\b",
     # what food sounds, looks or smells like ("the mesquite loaf sounds so rich")
     r"\b(?:sounds?|looks?|smells?|tastes?)\s+(?:so\s+|really\s+|very\s+|super\s+|too\s+|incredibly\s+)?rich\b",
     # a slim loaf, a slim chance: the adjective before a noun that is not a body ("a slim figure")
     r"\bslim\s+(?:chance|odds|hope|pickings|margin)\b",
     r"\b(?:a|the|that|this|those|these)\s+slim(?:mer|mest)?\s+(?!figure|body|waist|build|frame|physique|"
     r"version\s+of\s+you|you)(?:\w+\s+)?(?:"
-    + _FOOD[3:-1]
+    + _FOOD_WORDS
     + r"|batards?|shapes?|logs?|ropes?|strands?|pans?|tins?)\b",
     # earning something that is not money ("earn an ear", "earned a spot")
     r"\bearn(?:s|ed|ing)?\s+(?:a|an|the|that|this|your|my|its|their)\s+(?:\w+\s+)?(?:ear|ears|crust|spot|place|"
